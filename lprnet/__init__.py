@@ -1,0 +1,1 @@
+"""LPRNet licence-plate recognition: the pieces every stage script shares."""

@@ -1,0 +1,117 @@
+"""Training-time plate augmentation: how a detector frames the plate, then how a camera degrades it.
+
+A sample is an image plus the plate's four corners in it (top-left, top-right, bottom-right,
+bottom-left). Framing picks a crop window around those corners - tight or loose, shifted, rotated,
+skewed - and warps it straight to 94x24; photometric effects follow. Every strength is a setting.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .preprocess import INPUT_H, INPUT_W, resize_plate
+
+OUT_RECT = np.float32([[0, 0], [INPUT_W, 0], [INPUT_W, INPUT_H], [0, INPUT_H]])
+
+
+@dataclass
+class Framing:
+    margin: tuple = (-0.03, 0.25)  # each side moves out by this fraction of the box size
+    shift: float = 0.10            # window centre moves by up to this fraction of width/height
+    rotate: float = 8.0            # degrees
+    skew: float = 0.04             # corner jitter, fraction of the box size
+    rectify: float = 0.3           # chance of framing the four corners instead of their bounding box
+
+
+# Plates that come as bare crops (no surroundings known) get a gentler framing: a loose window
+# would only stretch replicated border pixels.
+TIGHT_FRAMING = Framing(margin=(-0.04, 0.06), shift=0.03, rotate=4.0, skew=0.03, rectify=0.0)
+CONTEXT_FRAMING = Framing()
+
+
+@dataclass
+class Photometric:
+    brightness: float = 0.35   # gain 1 +- this
+    contrast: float = 0.35
+    colour: float = 0.08       # per-channel gain 1 +- this
+    low_res: float = 0.3       # chance of a down-then-up resample (distant plates)
+    blur: float = 0.3          # chance of gaussian or motion blur
+    noise: float = 0.3         # chance of gaussian noise
+    jpeg: float = 0.3          # chance of JPEG re-encoding
+    gray: float = 0.03         # chance of losing colour
+
+
+def corners_of_image(img):
+    h, w = img.shape[:2]
+    return np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+
+
+def bounding_corners(quad):
+    (x0, y0), (x1, y1) = quad.min(axis=0), quad.max(axis=0)
+    return np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+
+
+def tight_crop(img, quad):
+    """The axis-aligned box of the plate, resized to 94x24 by the model contract's own resize."""
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int).clip(0)
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+    return resize_plate(img[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)])
+
+
+def frame_window(quad, rng, f):
+    """A random crop window (4 corners, image coordinates) around the plate corners `quad`."""
+    base = quad if rng.random() < f.rectify else bounding_corners(quad)
+    centre = base.mean(axis=0)
+    w = np.linalg.norm(base[1] - base[0])
+    h = np.linalg.norm(base[3] - base[0])
+    left, right, top, bottom = rng.uniform(*f.margin, size=4)
+    offsets = np.float32([[-left * w, -top * h], [right * w, -top * h],
+                          [right * w, bottom * h], [-left * w, bottom * h]])
+    window = base + offsets
+    window += rng.uniform(-f.shift, f.shift, size=2) * (w, h)
+    window += rng.uniform(-f.skew, f.skew, size=(4, 2)) * (w, h)
+    angle = np.deg2rad(rng.uniform(-f.rotate, f.rotate))
+    rot = np.float32([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return ((window - centre) @ rot.T + centre).astype(np.float32)
+
+
+def warp_window(img, window):
+    m = cv2.getPerspectiveTransform(window.astype(np.float32), OUT_RECT)
+    return cv2.warpPerspective(img, m, (INPUT_W, INPUT_H), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def photometric(plate, rng, p):
+    """Camera effects on a 94x24 uint8 BGR plate."""
+    x = plate.astype(np.float32)
+    if rng.random() < p.low_res:
+        s = rng.uniform(0.35, 0.8)
+        small = cv2.resize(x, (max(8, int(INPUT_W * s)), max(4, int(INPUT_H * s))), interpolation=cv2.INTER_AREA)
+        x = cv2.resize(small, (INPUT_W, INPUT_H), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < p.blur:
+        if rng.random() < 0.5:
+            x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.4, 1.1))
+        else:
+            k = int(rng.integers(3, 6))
+            kernel = np.zeros((k, k), np.float32)
+            kernel[k // 2] = 1.0 / k
+            rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1.0)
+            kernel = cv2.warpAffine(kernel, rot, (k, k))
+            x = cv2.filter2D(x, -1, kernel / max(kernel.sum(), 1e-6))
+    mean = x.mean()
+    gain = 1 + rng.uniform(-p.contrast, p.contrast)
+    x = (x - mean) * gain + mean * (1 + rng.uniform(-p.brightness, p.brightness))
+    x *= 1 + rng.uniform(-p.colour, p.colour, size=3)
+    if rng.random() < p.noise:
+        x += rng.normal(0, rng.uniform(2, 10), size=x.shape)
+    if rng.random() < p.gray:
+        x[:] = x.mean(axis=2, keepdims=True)
+    out = np.clip(x, 0, 255).astype(np.uint8)
+    if rng.random() < p.jpeg:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return out
+
+
+def augment(img, quad, rng, framing, photo=Photometric()):
+    return photometric(warp_window(img, frame_window(quad, rng, framing)), rng, photo)

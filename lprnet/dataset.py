@@ -1,0 +1,130 @@
+"""Plate folders held in memory as uint8, labels from file names, augmentation on the fly.
+
+`train_img_dirs` may be several comma-separated folders, read recursively. A folder that has a
+`boxes.tsv` beside its images or one level up (as `plates_context/` does) gives each listed image
+the plate's corners, so training can frame the plate the way a detector would.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import torch
+
+from .augment import CONTEXT_FRAMING, TIGHT_FRAMING, augment, corners_of_image, tight_crop
+from .charset import LabelError, check_plate, encode, label_from_filename
+from .image import ImageError, list_images, read_image
+from .preprocess import to_input
+
+# Images are kept with the plate at most this wide: enough detail for 94-pixel output, little memory.
+STORE_PLATE_WIDTH = 140
+
+
+def read_boxes(folder):
+    """{absolute image path: corners [4, 2] (TL, TR, BR, BL)} from a boxes.tsv in `folder` or its parent."""
+    for base in (folder, os.path.dirname(os.path.normpath(folder))):
+        tsv = os.path.join(base, "boxes.tsv")
+        if os.path.isfile(tsv):
+            return parse_boxes_tsv(tsv)
+    return {}
+
+
+def parse_boxes_tsv(tsv):
+    base, boxes = os.path.dirname(os.path.abspath(tsv)), {}
+    with open(tsv, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or parts[0] == "file":
+                continue
+            try:
+                br, bl, tl, tr = [[float(v) for v in p.split("&")] for p in parts[2].split("_")]
+            except ValueError:
+                continue
+            boxes[os.path.normpath(os.path.join(base, parts[0]))] = np.float32([tl, tr, br, bl])
+    return boxes
+
+
+def split_dirs(dirs):
+    return [d.strip() for d in dirs.split(",") if d.strip()] if isinstance(dirs, str) else list(dirs)
+
+
+class Sample:
+    __slots__ = ("image", "quad", "text", "framed")
+
+    def __init__(self, image, quad, text, framed):
+        self.image, self.quad, self.text, self.framed = image, quad, text, framed
+
+
+def _load_one(path, quad):
+    text = check_plate(label_from_filename(path))
+    img = read_image(path)
+    framed = quad is not None
+    if quad is None:
+        quad = corners_of_image(img)
+    width = np.linalg.norm(quad[1] - quad[0])
+    if width > STORE_PLATE_WIDTH:
+        s = STORE_PLATE_WIDTH / width
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        quad = quad * np.float32([img.shape[1] / w, img.shape[0] / h])
+    return Sample(img, quad.astype(np.float32), text, framed)
+
+
+def load_samples(dirs, workers=2, log=print):
+    """Read every labelled image under `dirs`; bad files are reported one line each and skipped.
+
+    Returns (samples, skipped count).
+    """
+    jobs = []
+    for folder in split_dirs(dirs):
+        paths = list_images(folder)
+        if not paths:
+            log(f"warning: {folder}: no images found")
+        boxes = read_boxes(folder) if os.path.isdir(folder) else {}
+        jobs += [(p, boxes.get(os.path.normpath(os.path.abspath(p)))) for p in paths]
+
+    def attempt(job):
+        try:
+            return _load_one(*job)
+        except (LabelError, ImageError) as e:
+            return f"skipped {job[0]}: {e}"
+
+    samples, skipped = [], 0
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for result in pool.map(attempt, jobs):
+            if isinstance(result, Sample):
+                samples.append(result)
+            else:
+                log(result)
+                skipped += 1
+    return samples, skipped
+
+
+class PlateDataset(torch.utils.data.Dataset):
+    """Returns (input [3, 24, 94] float32, label indices, label length)."""
+
+    def __init__(self, samples, train=False, seed=0):
+        self.samples, self.train, self.seed, self.epoch = samples, train, seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.samples)
+
+    def plate(self, i):
+        s = self.samples[i]
+        if not self.train:
+            return tight_crop(s.image, s.quad)
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        return augment(s.image, s.quad, rng, CONTEXT_FRAMING if s.framed else TIGHT_FRAMING)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(to_input(self.plate(i))[0]), encode(self.samples[i].text)
+
+
+def collate(batch):
+    images = torch.stack([b[0] for b in batch])
+    labels = torch.tensor([c for b in batch for c in b[1]], dtype=torch.long)
+    lengths = torch.tensor([len(b[1]) for b in batch], dtype=torch.long)
+    return images, labels, lengths

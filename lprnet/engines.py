@@ -1,0 +1,264 @@
+"""One class per inference engine, each mapping a preprocessed batch [N,3,24,94] to logits [N,68,18].
+
+Models exported or compiled with a fixed batch are fed in chunks of that size, the last one zero-padded;
+dynamic-batch models take the batch as it comes.
+"""
+import os
+
+import numpy as np
+
+from .charset import NUM_CLASSES
+from .image import write_atomic
+from .preprocess import INPUT_H, INPUT_W
+
+# ONNX Runtime execution providers, best first; `auto` picks the first one this onnxruntime build has.
+ORT_PROVIDERS = ("MIGraphXExecutionProvider", "ROCMExecutionProvider", "CUDAExecutionProvider",
+                 "CPUExecutionProvider")
+ORT_PROVIDER_ALIASES = {p[:-len("ExecutionProvider")].lower(): p for p in ORT_PROVIDERS}
+
+
+class EngineError(ValueError):
+    """The model file cannot be used by this engine; the message names it."""
+
+
+class MIGraphXUnavailable(EngineError):
+    """The migraphx Python module is not installed (it ships only with DCU/ROCm images)."""
+
+
+class Engine:
+    name = "engine"
+    fixed_batch = None  # an int when the model only accepts one batch size
+
+    def __call__(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not self.fixed_batch or len(x) == self.fixed_batch:
+            return self.run(x)
+        b, out = self.fixed_batch, []
+        for start in range(0, len(x), b):
+            chunk = x[start:start + b]
+            pad = b - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
+            out.append(self.run(chunk)[:b - pad])
+        return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES, 18), np.float32)
+
+    def run(self, x):
+        raise NotImplementedError
+
+    def describe(self):
+        """One line for the log: engine, where it runs, the batch it takes."""
+        return f"{self.name}, batch {self.fixed_batch or 'dynamic'}"
+
+
+class TorchEngine(Engine):
+    """A .pth checkpoint (ours or LPRNet_Pytorch's) in torch, channels_last, denormals flushed."""
+
+    name = "torch"
+
+    def __init__(self, path, device="auto", amp="off", threads=0):
+        from .device import configure_cpu, select_device
+        from .model import load_model
+        configure_cpu(threads)
+        self.device, self.amp = select_device(device), amp
+        import torch
+        self.model = load_model(path, self.device)[0].to(memory_format=torch.channels_last)
+
+    def run(self, x):
+        from .evaluate import torch_logits
+        return torch_logits(self.model, x, self.device, self.amp)
+
+    def describe(self):
+        return f"torch on {self.device}, batch dynamic"
+
+
+def check_lprnet_io(path, input_shape, output_shape):
+    """Raise EngineError unless the model takes [N,3,24,94] and gives [N,68,18] (N may be symbolic)."""
+    def dims(shape):
+        return [d if isinstance(d, int) else None for d in shape]
+    i, o = dims(input_shape), dims(output_shape)
+    if len(i) != 4 or i[1:] != [3, INPUT_H, INPUT_W] or len(o) != 3 or o[1:] not in ([NUM_CLASSES, 18],
+                                                                                        [NUM_CLASSES, None]):
+        raise EngineError(f"{path}: not an LPRNet model (input {input_shape}, output {output_shape}; "
+                          f"expected [N,3,{INPUT_H},{INPUT_W}] -> [N,{NUM_CLASSES},18])")
+    return i[0]
+
+
+def require_file(path, suffixes):
+    if not os.path.isfile(path):
+        raise EngineError(f"{path}: no such model file")
+    if not path.lower().endswith(suffixes):
+        raise EngineError(f"{path}: expected a {' or '.join(suffixes)} model")
+
+
+def first_line(error, limit=160):
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:limit]
+
+
+def ort_providers(requested="auto"):
+    """'auto' -> the best available provider (CPU as fallback); else comma-separated names or aliases
+    (migraphx, rocm, cuda, cpu), each of which this onnxruntime build must have."""
+    import onnxruntime as ort
+    available = ort.get_available_providers()
+    if requested in (None, "", "auto"):
+        best = next((p for p in ORT_PROVIDERS if p in available), "CPUExecutionProvider")
+        return [best] if best == "CPUExecutionProvider" else [best, "CPUExecutionProvider"]
+    chosen = []
+    for name in (n.strip() for n in requested.split(",") if n.strip()):
+        provider = ORT_PROVIDER_ALIASES.get(name.lower(), name)
+        if provider not in available:
+            raise EngineError(f"ONNX Runtime provider {name!r} is not available in this onnxruntime build "
+                              f"(available: {', '.join(available)})")
+        chosen.append(provider)
+    return chosen
+
+
+class OrtEngine(Engine):
+    """An ONNX model in ONNX Runtime (CPU unless `providers` says otherwise)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path, providers=None, threads=0):
+        import onnxruntime as ort
+        require_file(path, (".onnx", ".ort"))
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(path, options, providers=providers or ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            raise EngineError(f"{path}: ONNX Runtime cannot load it ({first_line(e, 120)})") from None
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.input_name = inp.name
+        self.fixed_batch = check_lprnet_io(path, inp.shape, out.shape)
+        self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        self.provider = self.session.get_providers()[0]
+
+    def run(self, x):
+        try:
+            out = self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
+        except Exception as e:
+            raise EngineError(f"ONNX Runtime failed on a batch of {len(x)}: {first_line(e)}") from None
+        return out.astype(np.float32, copy=False)
+
+    def describe(self):
+        return f"onnxruntime {self.provider}, batch {self.fixed_batch or 'dynamic'}"
+
+
+def import_migraphx():
+    try:
+        import migraphx
+    except (ImportError, OSError):
+        raise MIGraphXUnavailable("MIGraphX is not installed here (it ships only with DCU/ROCm images such as "
+                                  "DTK); use LPRNet_ORT_infer.py instead") from None
+    return migraphx
+
+
+def onnx_io(path):
+    """(input name, input dims, output dims) of an ONNX file, symbolic dims as None, without running it."""
+    import onnx
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+    except Exception as e:  # protobuf decode errors have no common public type
+        raise EngineError(f"{path}: not a readable ONNX model ({first_line(e, 120)})") from None
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]  # old exports list weights as inputs
+
+    def dims(value):
+        return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+    if not inputs or not graph.output:
+        raise EngineError(f"{path}: not an LPRNet model (no input or no output)")
+    return inputs[0].name, dims(inputs[0]), dims(graph.output[0])
+
+
+def mxr_path_for(onnx_path, fp16=False):
+    """Where a compiled program is cached by default: next to the .onnx, fp16 kept apart."""
+    return os.path.splitext(onnx_path)[0] + ("_fp16.mxr" if fp16 else ".mxr")
+
+
+def is_newer(path, than):
+    return os.path.isfile(path) and os.path.getmtime(path) > os.path.getmtime(than)
+
+
+class MIGraphXEngine(Engine):
+    """An .onnx compiled by MIGraphX for the GPU (cached as .mxr, reused while newer than the .onnx),
+    or an .mxr compiled before. A compiled program takes exactly the batch it was compiled for."""
+
+    name = "migraphx"
+
+    def __init__(self, path, batch_size=1, savepath=None, fp16=False, device_id=0, log=print):
+        self.mgx, self.log, self.fp16 = import_migraphx(), log, fp16
+        require_file(path, (".onnx", ".mxr"))
+        if path.lower().endswith(".mxr"):
+            if fp16:
+                log(f"note: --fp16 does nothing for {path}: it is compiled already")
+            self.program = self.load(path)
+        else:
+            savepath = savepath or mxr_path_for(path, fp16)
+            if not savepath.lower().endswith(".mxr"):
+                raise EngineError(f"{savepath}: the compiled program's file name must end in .mxr")
+            self.program = self.compile_cached(path, savepath, batch_size, device_id)
+        self.input_name, lens = self.program_input(path)
+        self.fixed_batch = check_lprnet_io(path, lens, self.program.get_output_shapes()[0].lens())
+
+    def program_input(self, path):
+        # with offload_copy=False the output buffers are parameters too, named like main:#output_0
+        shapes = self.program.get_parameter_shapes()
+        names = [n for n in shapes.keys() if "#output" not in n]
+        if len(names) != 1:
+            raise EngineError(f"{path}: not an LPRNet model (parameters {sorted(shapes.keys())})")
+        return names[0], list(shapes[names[0]].lens())
+
+    def load(self, mxr):
+        try:
+            return self.mgx.load(mxr)
+        except Exception as e:  # migraphx raises RuntimeError, pybind11 may raise others
+            raise EngineError(f"{mxr}: MIGraphX cannot load it ({first_line(e, 120)})") from None
+
+    def compile_cached(self, onnx_path, mxr, batch_size, device_id):
+        name, in_dims, out_dims = onnx_io(onnx_path)
+        batch = check_lprnet_io(onnx_path, in_dims, out_dims) or batch_size
+        if is_newer(mxr, onnx_path):
+            try:
+                program = self.load(mxr)
+                cached = program.get_parameter_shapes()[name].lens()[0]
+            except (EngineError, KeyError) as e:
+                self.log(f"recompiling: cannot use {mxr} ({first_line(e)})")
+            else:
+                if cached == batch:
+                    self.log(f"loaded {mxr} (compiled for batch {batch}, newer than {onnx_path})")
+                    return program
+                self.log(f"recompiling: {mxr} was compiled for batch {cached}, this run needs batch {batch}")
+        program = self.compile(onnx_path, name, batch, device_id)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(mxr)), exist_ok=True)
+            write_atomic(mxr, lambda tmp: self.mgx.save(program, tmp))
+            self.log(f"compiled {onnx_path} for batch {batch}{' fp16' if self.fp16 else ''}, saved {mxr}")
+        except Exception as e:  # an unwritable cache only costs a recompile next time
+            self.log(f"warning: compiled {onnx_path} but cannot save {mxr} ({first_line(e)})")
+        return program
+
+    def compile(self, onnx_path, input_name, batch, device_id):
+        mgx = self.mgx
+        try:
+            program = mgx.parse_onnx(onnx_path, map_input_dims={input_name: [batch, 3, INPUT_H, INPUT_W]})
+            if self.fp16:
+                mgx.quantize_fp16(program)
+            options = {"offload_copy": True}  # run() takes and returns host (numpy) memory
+            if "device_id" in (program.compile.__doc__ or ""):  # DTK builds have it, upstream MIGraphX not
+                options["device_id"] = device_id
+            program.compile(mgx.get_target("gpu"), **options)
+        except Exception as e:
+            raise EngineError(f"{onnx_path}: MIGraphX cannot compile it ({first_line(e, 120)})") from None
+        return program
+
+    def run(self, x):
+        try:
+            out = self.program.run({self.input_name: self.mgx.argument(x)})[0]
+        except Exception as e:
+            raise EngineError(f"MIGraphX failed on a batch of {len(x)}: {first_line(e)}") from None
+        return np.array(out, dtype=np.float32).reshape(len(x), NUM_CLASSES, -1)
+
+    def describe(self):
+        return f"migraphx gpu{' fp16' if self.fp16 else ''}, batch {self.fixed_batch}"

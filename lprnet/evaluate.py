@@ -1,0 +1,57 @@
+"""Exact-match accuracy with LPRNet_Pytorch's breakdown: correct / wrong length / wrong characters."""
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .preprocess import greedy_decode
+
+
+@dataclass
+class Score:
+    correct: int = 0
+    wrong_length: int = 0
+    wrong_chars: int = 0
+    misses: list = field(default_factory=list)  # (name, truth, prediction)
+
+    @property
+    def total(self):
+        return self.correct + self.wrong_length + self.wrong_chars
+
+    @property
+    def accuracy(self):
+        return self.correct / self.total if self.total else 0.0
+
+    def add(self, name, truth, prediction):
+        if prediction == truth:
+            self.correct += 1
+            return
+        if len(prediction) != len(truth):
+            self.wrong_length += 1
+        else:
+            self.wrong_chars += 1
+        self.misses.append((name, truth, prediction))
+
+    def summary(self):
+        return f"accuracy={100 * self.accuracy:.2f}% ({self.correct}/{self.total})"
+
+
+def torch_logits(model, x, device, amp="off", channels_last=True):
+    """Logits as float32 numpy for a float32 numpy/torch batch."""
+    from .device import autocast
+    x = torch.as_tensor(x).to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), autocast(device, amp):
+        return model(x).float().cpu().numpy()
+
+
+def score_dataset(model, dataset, device, batch_size=256, amp="off"):
+    """Score a non-augmenting PlateDataset with a torch model (used for per-epoch validation)."""
+    score = Score()
+    for start in range(0, len(dataset), batch_size):
+        idx = range(start, min(start + batch_size, len(dataset)))
+        x = np.stack([dataset[i][0].numpy() for i in idx])
+        for i, text in zip(idx, greedy_decode(torch_logits(model, x, device, amp))):
+            score.add(str(i), dataset.samples[i].text, text)
+    return score

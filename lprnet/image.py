@@ -1,0 +1,90 @@
+"""Unicode-safe image reading, atomic writing and image listing (Chinese file names are the norm)."""
+import os
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageError(ValueError):
+    """An image file cannot be used; the message names the problem, the caller names the file."""
+
+
+def to_bgr8(img):
+    """Any decoded image (gray, BGRA, 16-bit, float) -> 8-bit 3-channel BGR."""
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return img
+
+
+def read_image(path, reduce=1):
+    """Read `path` as 8-bit BGR; `reduce` in (1, 2, 4, 8) decodes at that fraction of the resolution."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise ImageError(f"cannot read ({e.strerror})") from None
+    if data.size == 0:
+        raise ImageError("empty file")
+    flags = cv2.IMREAD_UNCHANGED if reduce == 1 else {2: cv2.IMREAD_REDUCED_COLOR_2,
+                                                      4: cv2.IMREAD_REDUCED_COLOR_4,
+                                                      8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+    img = cv2.imdecode(data, flags)
+    if img is None:
+        raise ImageError("not a readable image (corrupt or unsupported format)")
+    return to_bgr8(img)
+
+
+def write_atomic(path, write):
+    """Call write(tmp_path), then rename onto `path`: an interrupted run never leaves half a file."""
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_image(path, img, quality=95):
+    """Write an image atomically under a Unicode-safe name; the format follows the extension."""
+    ext = os.path.splitext(path)[1] or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, img, params)
+    if not ok:
+        raise ImageError(f"cannot encode as {ext}")
+
+    def dump(tmp):
+        with open(tmp, "wb") as f:
+            f.write(buf.tobytes())
+
+    write_atomic(path, dump)
+
+
+def is_image_file(path):
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(path):
+    """Image files in a folder (recursive, sorted) or the single file given; [] if there are none.
+
+    Raises FileNotFoundError when `path` does not exist.
+    """
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, f) for f in sorted(files) if is_image_file(f) and not f.startswith("."))
+    return found

@@ -1,0 +1,150 @@
+"""LPRNet (Zherzdev & Gruzdev, 2018) with LPRNet_Pytorch's parameter names, plus checkpoint I/O.
+
+Two deliberate differences from LPRNet_Pytorch, both prediction-preserving for a single plate:
+- Its `MaxPool3d(kernel=(1,3,3), stride=(sc,1,sw))` applied to a 4-D tensor pools 3x3 spatially and
+  keeps every sc-th channel; it exports to an invalid ONNX node and crashes on channels_last, so we
+  write it as `max_pool2d(x, 3, stride=(1, sw))[:, ::sc]`.
+- Its global-context features are divided by a mean over the whole batch, so a plate's reading
+  depended on its batch-mates; here the mean is per sample.
+"""
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .charset import NUM_CLASSES
+from .image import write_atomic
+
+CHECKPOINT_FORMAT = "lprnet-checkpoint-v1"
+
+
+class SmallBasicBlock(nn.Module):
+    def __init__(self, ch_in, ch_out):
+        super().__init__()
+        mid = ch_out // 4
+        self.block = nn.Sequential(
+            nn.Conv2d(ch_in, mid, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(mid, mid, kernel_size=(3, 1), padding=(1, 0)),
+            nn.ReLU(),
+            nn.Conv2d(mid, mid, kernel_size=(1, 3), padding=(0, 1)),
+            nn.ReLU(),
+            nn.Conv2d(mid, ch_out, kernel_size=1),
+        )
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class MaxPoolSubsample(nn.Module):
+    """3x3 spatial max pooling with stride (1, stride_w), then every `channel_step`-th channel."""
+
+    def __init__(self, channel_step, stride_w):
+        super().__init__()
+        self.channel_step, self.stride_w = channel_step, stride_w
+
+    def forward(self, x):
+        x = F.max_pool2d(x, 3, stride=(1, self.stride_w))
+        return x[:, ::self.channel_step] if self.channel_step > 1 else x
+
+
+class LPRNet(nn.Module):
+    def __init__(self, num_classes=NUM_CLASSES, dropout=0.5):
+        super().__init__()
+        layers, self.taps = [], []
+
+        def add(*modules, tap=False):
+            layers.extend(modules)
+            if tap:  # the output of the last module added feeds the global context
+                self.taps.append(len(layers) - 1)
+
+        add(nn.Conv2d(3, 64, kernel_size=3), nn.BatchNorm2d(64), nn.ReLU(), tap=True)
+        add(MaxPoolSubsample(1, 1))
+        add(SmallBasicBlock(64, 128), nn.BatchNorm2d(128), nn.ReLU(), tap=True)
+        add(MaxPoolSubsample(2, 2))
+        add(SmallBasicBlock(64, 256), nn.BatchNorm2d(256), nn.ReLU())
+        add(SmallBasicBlock(256, 256), nn.BatchNorm2d(256), nn.ReLU(), tap=True)
+        add(MaxPoolSubsample(4, 2))
+        add(nn.Dropout(dropout), nn.Conv2d(64, 256, kernel_size=(1, 4)), nn.BatchNorm2d(256), nn.ReLU())
+        add(nn.Dropout(dropout), nn.Conv2d(256, num_classes, kernel_size=(13, 1)),
+            nn.BatchNorm2d(num_classes), nn.ReLU(), tap=True)
+        self.backbone = nn.Sequential(*layers)
+        # the taps pooled to the 4x18 grid of the last feature map
+        self.context_pools = nn.ModuleList([
+            nn.AvgPool2d(5, 5), nn.AvgPool2d(5, 5), nn.AvgPool2d((4, 10), (4, 2)), nn.Identity()])
+        self.container = nn.Sequential(nn.Conv2d(64 + 128 + 256 + num_classes, num_classes, kernel_size=1))
+
+    def forward(self, x):
+        features = []
+        for i, layer in enumerate(self.backbone):
+            x = layer(x)
+            if i in self.taps:
+                features.append(x)
+        context = []
+        for f, pool in zip(features, self.context_pools):
+            f = pool(f)
+            context.append(f / f.pow(2).mean(dim=(1, 2, 3), keepdim=True))
+        x = self.container(torch.cat(context, 1))
+        return x.mean(dim=2)  # [N, num_classes, 18]
+
+
+class CheckpointError(ValueError):
+    """A file is not an LPRNet checkpoint this code can load."""
+
+
+def flush_denormals_(state_dict):
+    """Zero the denormal floats some published checkpoints are full of: they slow CPUs ~10x, change nothing."""
+    tiny = torch.finfo(torch.float32).tiny
+    for t in state_dict.values():
+        if t.is_floating_point():
+            t[t.abs() < tiny] = 0
+    return state_dict
+
+
+def read_checkpoint(path):
+    """The checkpoint dict at `path` (our format) or a bare LPRNet_Pytorch state_dict wrapped in one."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False) if _has_weights_only() \
+            else torch.load(path, map_location="cpu")
+    except Exception as e:  # torch raises many types for a non-checkpoint file
+        raise CheckpointError(f"{path}: not a torch checkpoint ({type(e).__name__}: {str(e)[:80]})") from None
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        return obj
+    if isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values()):
+        return {"format": CHECKPOINT_FORMAT, "model": obj, "epoch": 0}
+    raise CheckpointError(f"{path}: neither an LPRNet checkpoint nor a state_dict")
+
+
+def _has_weights_only():
+    import inspect
+    return "weights_only" in inspect.signature(torch.load).parameters
+
+
+def load_model(path, device="cpu"):
+    """Build LPRNet from any checkpoint we accept; returns (model in eval mode, checkpoint dict)."""
+    ckpt = read_checkpoint(path)
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt["model"].items()}
+    num_classes = state["container.0.weight"].shape[0] if "container.0.weight" in state else 0
+    if num_classes != NUM_CLASSES:
+        raise CheckpointError(f"{path}: not an LPRNet checkpoint for the 68-character set "
+                              f"(container.0.weight has {num_classes or 'no'} classes)")
+    model = LPRNet()
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or wrong:
+        example = (missing + wrong)[0]
+        raise CheckpointError(f"{path}: not an LPRNet checkpoint "
+                              f"({len(missing)} missing, {len(wrong)} wrong-shape tensors, e.g. {example})")
+    model.load_state_dict(flush_denormals_({k: state[k].float() for k in expected}))
+    return model.to(device).eval(), ckpt
+
+
+def save_checkpoint(path, model, **extra):
+    """Write {'format', 'model', **extra} atomically (temp file + rename)."""
+    model = getattr(model, "module", model)
+    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), **extra}
+    write_atomic(path, lambda tmp: torch.save(state, tmp))

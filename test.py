@@ -1,0 +1,108 @@
+"""Measure LPRNet's exact-match accuracy on labelled plate crops, and optionally export it to ONNX.
+
+    python test.py --model model/lprnet.pth --imgpath data/val
+    python test.py --model model/lprnet.pth --imgpath data/val --export_onnx True --dynamic True
+"""
+import argparse
+import os
+import sys
+import time
+
+from lprnet.charset import LabelError, check_plate, label_from_filename
+from lprnet.cli import str2bool
+from lprnet.engines import EngineError, OrtEngine, TorchEngine
+from lprnet.evaluate import Score
+from lprnet.export import export_to_onnx
+from lprnet.image import list_images
+from lprnet.model import CheckpointError
+from lprnet.preprocess import greedy_decode, load_plates, to_input
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="model/lprnet.pth", help=".pth checkpoint (ours or LPRNet_Pytorch's)")
+    p.add_argument("--imgpath", default="data/val", help="folder (recursive) or single image, named by plate")
+    p.add_argument("--batch_size", type=int, default=100)
+    p.add_argument("--export_onnx", type=str2bool, default=False, help="also write an ONNX model (True/False)")
+    p.add_argument("--dynamic", type=str2bool, default=False, help="ONNX with a dynamic batch axis (True/False)")
+    p.add_argument("--onnx_path", default="model/LPRNet.onnx")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="off", choices=["off", "bf16"], help="bf16 autocast for torch inference")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--show", action="store_true", help="print every misread plate")
+    return p.parse_args(argv)
+
+
+def labelled_images(imgpath):
+    """(paths, labels, skipped): images whose file name is a plate this model can read."""
+    paths, labels, skipped = [], [], 0
+    for path in list_images(imgpath):
+        try:
+            labels.append(check_plate(label_from_filename(path)))
+            paths.append(path)
+        except LabelError as e:
+            print(f"skipped {path}: label {e}")
+            skipped += 1
+    return paths, labels, skipped
+
+
+def predict(engine, plates, batch_size):
+    texts = []
+    for start in range(0, len(plates), batch_size):
+        texts += greedy_decode(engine(to_input(plates[start:start + batch_size])))
+    return texts
+
+
+def check_onnx_parity(onnx_path, plates, expected, batch_size):
+    engine = OrtEngine(onnx_path)
+    got = predict(engine, plates, batch_size)
+    differ = sum(a != b for a, b in zip(got, expected))
+    batch = engine.fixed_batch or "dynamic"
+    if differ:
+        sys.exit(f"error: {onnx_path} (batch {batch}) disagrees with torch on {differ}/{len(expected)} plates")
+    print(f"exported {onnx_path} (batch {batch}, {os.path.getsize(onnx_path) / 1e6:.1f} MB): "
+          f"ONNX Runtime agrees with torch on all {len(expected)} plates")
+
+
+def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_path="model/LPRNet.onnx",
+        device="auto", amp="off", threads=0, show=False):
+    if batch_size < 1:
+        sys.exit("error: --batch_size must be at least 1")
+    try:
+        engine = TorchEngine(model, device, amp, threads)
+        paths, labels, bad_labels = labelled_images(imgpath)
+    except (CheckpointError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    read, plates, unreadable = load_plates(paths)
+    truth = dict(zip(paths, labels))
+    t0 = time.time()
+    texts = predict(engine, plates, batch_size)
+    seconds = time.time() - t0
+
+    score = Score()
+    for path, text in zip(read, texts):
+        score.add(path, truth[path], text)
+    if show:
+        for path, want, got in score.misses:
+            print(f"miss {path}: {want} -> {got or '(empty)'}")
+    skipped = bad_labels + unreadable
+    print(f"images: {score.total} read, {skipped} skipped | correct {score.correct}, "
+          f"wrong length {score.wrong_length}, wrong characters {score.wrong_chars} | "
+          f"{score.total / max(seconds, 1e-9):.0f} img/s ({engine.name}, batch {batch_size})")
+
+    if export_onnx:
+        try:
+            export_to_onnx(engine.model, onnx_path, dynamic=dynamic)
+            check_onnx_parity(onnx_path, plates, texts, batch_size)
+        except EngineError as e:
+            sys.exit(f"error: {e}")
+    print(score.summary())
+    return score
+
+
+def main(argv=None):
+    run(**vars(parse_opt(argv)))
+
+
+if __name__ == "__main__":
+    main()

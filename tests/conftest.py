@@ -1,0 +1,31 @@
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+
+def shared_path(*parts):
+    """A path under ../shared, or skip the test with the reason when it is not there."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the real data in ../shared is not present)")
+    return path
+
+
+def copy_subset(src, dst, count):
+    """Copy the first `count` images of a shared folder into a temporary folder (never into the repo)."""
+    os.makedirs(dst, exist_ok=True)
+    for name in sorted(os.listdir(src))[:count]:
+        shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def reference_checkpoint():
+    return shared_path("reference", "Final_LPRNet_model.pth")

@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from lprnet.model import CheckpointError, LPRNet, MaxPoolSubsample, load_model
+
+
+def original_forward(model, x):
+    """LPRNet_Pytorch's forward, written out: MaxPool3d on 4-D tensors, normalisation by a batch-wide mean."""
+    pool3d = {1: nn.MaxPool3d((1, 3, 3), (1, 1, 1)), 2: nn.MaxPool3d((1, 3, 3), (2, 1, 2)),
+              4: nn.MaxPool3d((1, 3, 3), (4, 1, 2))}
+    keep = []
+    for i, layer in enumerate(model.backbone):
+        x = pool3d[layer.channel_step](x) if isinstance(layer, MaxPoolSubsample) else layer(x)
+        if i in (2, 6, 13, 22):
+            keep.append(x)
+    context = []
+    for i, f in enumerate(keep):
+        if i in (0, 1):
+            f = nn.AvgPool2d(5, 5)(f)
+        if i == 2:
+            f = nn.AvgPool2d((4, 10), (4, 2))(f)
+        context.append(f / torch.mean(torch.pow(f, 2)))
+    return torch.mean(model.container(torch.cat(context, 1)), dim=2)
+
+
+def trained_like(seed=0):
+    """A model with non-trivial BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    model = LPRNet()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_taps_are_where_lprnet_pytorch_keeps_features():
+    assert LPRNet().taps == [2, 6, 13, 22]
+
+
+def test_2d_pooling_equals_maxpool3d():
+    x = torch.randn(2, 128, 20, 90)
+    for step, stride_w in ((1, 1), (2, 2), (4, 2)):
+        ref = nn.MaxPool3d((1, 3, 3), (step, 1, stride_w))(x)
+        assert torch.equal(MaxPoolSubsample(step, stride_w)(x), ref)
+
+
+def test_single_plate_output_equals_lprnet_pytorch():
+    model = trained_like()
+    x = torch.randn(1, 3, 24, 94)
+    with torch.no_grad():
+        ours, theirs = model(x), original_forward(model, x)
+    assert ours.shape == (1, 68, 18)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_prediction_does_not_depend_on_batch():
+    model = trained_like()
+    x = torch.randn(64, 3, 24, 94)
+    with torch.no_grad():
+        batched = model(x)
+        single = torch.cat([model(x[i:i + 1]) for i in range(64)])
+        original = original_forward(model, x)
+    assert torch.allclose(batched, single, atol=1e-5)
+    assert not torch.allclose(original[:1], single[:1], atol=1e-3)  # the batch-wide mean did leak
+
+
+def test_lprnet_pytorch_state_dict_loads_and_predicts_the_same(tmp_path):
+    model = trained_like(1)
+    path = tmp_path / "Final_LPRNet_model.pth"
+    torch.save(model.state_dict(), path)  # a bare state_dict, as LPRNet_Pytorch saves it
+    loaded, ckpt = load_model(str(path))
+    x = torch.randn(1, 3, 24, 94)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), original_forward(model, x), atol=1e-5)
+    assert ckpt["epoch"] == 0
+
+
+def test_denormal_weights_are_flushed_without_changing_predictions(tmp_path):
+    model = trained_like(2)
+    state = model.state_dict()
+    w = state["backbone.4.block.2.weight"]
+    w[w.abs() < 0.01] = 1e-40  # denormal
+    torch.save(state, tmp_path / "m.pth")
+    loaded, _ = load_model(str(tmp_path / "m.pth"))
+    flushed = loaded.state_dict()["backbone.4.block.2.weight"]
+    tiny = torch.finfo(torch.float32).tiny
+    assert ((flushed != 0) & (flushed.abs() < tiny)).sum() == 0
+    x = torch.randn(4, 3, 24, 94)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_bad_checkpoints_raise_one_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(str(tmp_path / "missing.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a torch checkpoint"):
+        load_model(str(tmp_path / "junk.pth"))
+    state = LPRNet().state_dict()
+    state["backbone.0.weight"] = torch.zeros(32, 3, 3, 3)
+    torch.save(state, tmp_path / "wrong.pth")
+    with pytest.raises(CheckpointError, match="wrong-shape"):
+        load_model(str(tmp_path / "wrong.pth"))
+    torch.save({"container.0.weight": torch.zeros(70, 586, 1, 1)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="68-character"):
+        load_model(str(tmp_path / "other.pth"))
+
+
+def test_reference_checkpoint_loads_unmodified(reference_checkpoint):
+    model, _ = load_model(str(reference_checkpoint))
+    with torch.no_grad():
+        out = model(torch.zeros(2, 3, 24, 94))
+    assert out.shape == (2, 68, 18) and np.isfinite(out.numpy()).all()

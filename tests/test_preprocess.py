@@ -1,0 +1,58 @@
+import cv2
+import numpy as np
+
+from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
+from lprnet.image import write_image
+from lprnet.preprocess import greedy_decode, load_plates, preprocess, to_input
+
+
+def one_hot_logits(columns):
+    logits = np.zeros((1, NUM_CLASSES, len(columns)), np.float32)
+    for t, k in enumerate(columns):
+        logits[0, k, t] = 1.0
+    return logits
+
+
+def test_normalisation_and_layout():
+    plate = np.zeros((24, 94, 3), np.uint8)
+    plate[..., 0], plate[..., 2] = 255, 0  # blue in BGR
+    plate[0, 0] = (10, 20, 30)
+    x = to_input(plate)
+    assert x.shape == (1, 3, 24, 94) and x.dtype == np.float32
+    assert x[0, 0, 1, 1] == (255 - 127.5) * 0.0078125 and x[0, 2, 1, 1] == -127.5 * 0.0078125
+    assert np.allclose(x[0, :, 0, 0], (np.array([10, 20, 30]) - 127.5) * 0.0078125)
+
+
+def test_any_size_is_resized_to_the_contract():
+    x = preprocess([np.full((60, 200, 3), 127, np.uint8), np.full((10, 30, 3), 255, np.uint8)])
+    assert x.shape == (2, 3, 24, 94)
+    assert np.allclose(x[1], (255 - 127.5) * 0.0078125)
+
+
+def test_greedy_decode_collapses_repeats_and_drops_blanks():
+    a, b, one = CHAR_INDEX["皖"], CHAR_INDEX["A"], CHAR_INDEX["1"]
+    cols = [BLANK, a, a, BLANK, b, one, one, BLANK, one, BLANK]
+    assert greedy_decode(one_hot_logits(cols)) == ["皖A11"]
+    assert greedy_decode(one_hot_logits([BLANK] * 18)) == [""]
+
+
+def test_bad_images_are_skipped_one_line_each(tmp_path):
+    good = np.random.default_rng(0).integers(0, 255, (30, 100, 3), dtype=np.uint8)
+    write_image(str(tmp_path / "皖A12345.jpg"), good)
+    cv2.imencode(".png", good[..., 0])[1].tofile(str(tmp_path / "gray.png"))
+    cv2.imencode(".png", np.dstack([good, good[..., :1]]))[1].tofile(str(tmp_path / "rgba.png"))
+    cv2.imencode(".png", good.astype(np.uint16) * 257)[1].tofile(str(tmp_path / "deep16.png"))
+    (tmp_path / "notes.jpg").write_text("not an image")
+    jpeg = (tmp_path / "皖A12345.jpg").read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(jpeg[:200])
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    lines = []
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    kept, plates, skipped = load_plates(paths, log=lines.append)
+    assert skipped == 3 and len(kept) == 4 and plates.shape == (4, 24, 94, 3)
+    assert sorted(line.split()[1].rsplit("/", 1)[1].rstrip(":") for line in lines) == \
+        ["empty.jpg", "notes.jpg", "truncated.jpg"]
+    assert all(len(line.splitlines()) == 1 for line in lines)
+    deep = plates[[i for i, p in enumerate(kept) if p.endswith("deep16.png")][0]]
+    colour = plates[[i for i, p in enumerate(kept) if p.endswith("rgba.png")][0]]
+    assert np.abs(deep.astype(int) - colour.astype(int)).max() <= 1  # 16-bit scaled to 8, alpha dropped

@@ -1,0 +1,81 @@
+"""A short real training run, a resume, and test.py on what it wrote (needs ../shared)."""
+import csv
+import math
+import os
+
+import pytest
+
+import test as test_script
+import train as train_script
+from lprnet import training
+from lprnet.model import read_checkpoint
+from tests.conftest import copy_subset, shared_path
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    train = copy_subset(shared_path("data", "plates", "train"), str(root / "train"), 96)
+    val = copy_subset(shared_path("data", "plates", "val"), str(root / "val"), 32)
+    weights = str(root / "weights")
+    train_script.main(["--train_img_dirs", train, "--test_img_dirs", val, "--max_epoch", "1",
+                       "--batch_size", "32", "--save_folder", weights, "--workers", "0", "--amp", "off"])
+    return train, val, weights
+
+
+def read_log(weights):
+    with open(os.path.join(weights, "log.csv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_one_epoch_writes_checkpoints_log_and_plot(small_run):
+    _, _, weights = small_run
+    assert {"last.pth", "best.pth", "log.csv", "log.png", "steps.csv"} <= set(os.listdir(weights))
+    rows = read_log(weights)
+    assert [r["epoch"] for r in rows] == ["1"] and math.isfinite(float(rows[0]["train_loss"]))
+    ckpt = read_checkpoint(os.path.join(weights, "last.pth"))
+    assert ckpt["epoch"] == 1 and {"model", "optimizer", "schedule", "args"} <= set(ckpt)
+    assert not [f for f in os.listdir(weights) if f.endswith(".tmp")]
+
+
+def test_resume_continues_the_same_schedule(small_run, capsys):
+    train, val, weights = small_run
+    train_script.main(["--train_img_dirs", train, "--test_img_dirs", val, "--max_epoch", "2",
+                       "--batch_size", "32", "--save_folder", weights, "--workers", "0", "--amp", "off",
+                       "--pretrained_model", os.path.join(weights, "last.pth"), "--resume_epoch", "1"])
+    out = capsys.readouterr().out
+    # max_epoch changed from 1 to 2, so this is a fine-tune on a fresh schedule, not an exact resume
+    assert "fine-tuning from" in out and "training epochs 2..2" in out
+    assert [r["epoch"] for r in read_log(weights)] == ["2"]
+    assert read_checkpoint(os.path.join(weights, "last.pth"))["epoch"] == 2
+
+
+def test_killed_run_resumes_exactly(tmp_path, small_run, monkeypatch, capsys):
+    train, val, _ = small_run
+
+    def run(folder, *extra):
+        train_script.main(["--train_img_dirs", train, "--test_img_dirs", val, "--max_epoch", "2",
+                           "--batch_size", "32", "--save_folder", str(tmp_path / folder), "--workers", "0",
+                           "--amp", "off", *extra])
+
+    run("full")
+    full = [r["train_loss"] for r in read_log(str(tmp_path / "full"))]
+
+    def killed(*args):  # the process dies right after epoch 1 was saved
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(training, "plot_log", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run("killed")
+    capsys.readouterr()
+    run("killed", "--pretrained_model", str(tmp_path / "killed" / "last.pth"), "--resume_epoch", "1")
+    assert "resuming" in capsys.readouterr().out
+    assert [r["train_loss"] for r in read_log(str(tmp_path / "killed"))] == full
+
+
+def test_test_script_reads_the_trained_checkpoint(small_run, capsys):
+    _, val, weights = small_run
+    score = test_script.run(os.path.join(weights, "best.pth"), val, batch_size=7)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert score.total == 32 and out[-1] == score.summary()

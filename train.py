@@ -1,0 +1,47 @@
+"""Train LPRNet on folders of plate crops named by their text.
+
+    python train.py --train_img_dirs data/train --test_img_dirs data/val
+    torchrun --nproc_per_node 2 train.py --train_img_dirs data/train --test_img_dirs data/val
+"""
+import argparse
+import sys
+
+from lprnet.cli import str2bool
+from lprnet.model import CheckpointError
+from lprnet.training import train
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train_img_dirs", default="data/train", help="training folders, comma-separated")
+    p.add_argument("--test_img_dirs", default="data/val", help="validation folders, comma-separated")
+    p.add_argument("--pretrained_model", default="", help="checkpoint to resume or fine-tune from "
+                   "(ours, or a bare LPRNet_Pytorch state_dict)")
+    p.add_argument("--resume_epoch", type=int, default=0, help="epoch to continue from")
+    p.add_argument("--max_epoch", type=int, default=40, help="last epoch to train")
+    p.add_argument("--batch_size", type=int, default=64, help="per process")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
+    p.add_argument("--save_folder", default="weights", help="where last.pth, best.pth, log.csv, log.png go")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--workers", type=int, default=1, help="data-loading processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no_augment", action="store_true", help="train on the plain crops")
+    p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
+                   help="bf16 autocast; auto turns it on for AMX/AVX512-BF16 CPUs and bf16 GPUs")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads in all (0: every core)")
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--sync_bn", type=str2bool, default=True,
+                   help="SyncBatchNorm across GPUs under torchrun (True/False; CPU processes never sync)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    opt = parse_opt(argv)
+    try:
+        train(**vars(opt))
+    except (CheckpointError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
