@@ -2,7 +2,6 @@
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from .preprocess import greedy_decode
 
@@ -38,6 +37,8 @@ class Score:
 
 def torch_logits(model, x, device, amp="off", channels_last=True):
     """Logits as float32 numpy for a float32 numpy/torch batch."""
+    import torch  # deployment scripts use Score without torch installed
+
     from .device import autocast
     x = torch.as_tensor(x).to(device)
     if channels_last:

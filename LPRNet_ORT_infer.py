@@ -1,0 +1,37 @@
+"""Recognise plate crops with an LPRNet ONNX model in ONNX Runtime.
+
+    python LPRNet_ORT_infer.py                                          # model/LPRNet.onnx on imgs/
+    python LPRNet_ORT_infer.py --model model/LPRNet.onnx --imgpath data/val --output results.csv
+    python LPRNet_ORT_infer.py --imgpath imgs --save_vis runs/vis --providers cpu --threads 4
+
+Prints one line per image (`file  plate  ✓/✗` when the file name is a plate), the accuracy of the
+labelled ones, and a last line `summary {json}`.
+"""
+import argparse
+
+from lprnet import infer
+from lprnet.engines import OrtEngine, ort_providers
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="model/LPRNet.onnx", help="ONNX model, static or dynamic batch")
+    infer.add_io_args(p)
+    p.add_argument("--providers", default="auto", help="auto (best of MIGraphX, ROCm, CUDA, CPU), or a "
+                   "comma-separated list such as cuda,cpu or CUDAExecutionProvider")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0: its default)")
+    return p.parse_args(argv)
+
+
+def run(model="model/LPRNet.onnx", imgpath="imgs", batch_size=64, output="", save_vis="", font="",
+        providers="auto", threads=0):
+    return infer.run(lambda: OrtEngine(model, ort_providers(providers), threads), model, imgpath, batch_size,
+                     output, save_vis, font)
+
+
+def main(argv=None):
+    return run(**vars(parse_opt(argv)))
+
+
+if __name__ == "__main__":
+    main()
