@@ -58,21 +58,28 @@ def tight_crop(img, quad):
     return resize_plate(img[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)])
 
 
-def frame_window(quad, rng, f):
-    """A random crop window (4 corners, image coordinates) around the plate corners `quad`."""
-    base = quad if rng.random() < f.rectify else bounding_corners(quad)
+def make_window(base, margins=(0, 0, 0, 0), shift=(0, 0), angle=0.0, skew=None):
+    """A crop window around the 4 corners `base`: sides moved out by `margins` (left, right, top, bottom)
+    and the centre by `shift`, as fractions of the box size; then rotated by `angle` degrees."""
     centre = base.mean(axis=0)
     w = np.linalg.norm(base[1] - base[0])
     h = np.linalg.norm(base[3] - base[0])
-    left, right, top, bottom = rng.uniform(*f.margin, size=4)
-    offsets = np.float32([[-left * w, -top * h], [right * w, -top * h],
-                          [right * w, bottom * h], [-left * w, bottom * h]])
-    window = base + offsets
-    window += rng.uniform(-f.shift, f.shift, size=2) * (w, h)
-    window += rng.uniform(-f.skew, f.skew, size=(4, 2)) * (w, h)
-    angle = np.deg2rad(rng.uniform(-f.rotate, f.rotate))
-    rot = np.float32([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    left, right, top, bottom = margins
+    window = base + np.float32([[-left * w, -top * h], [right * w, -top * h],
+                                [right * w, bottom * h], [-left * w, bottom * h]])
+    window += np.float32(shift) * (w, h)
+    if skew is not None:
+        window += skew * (w, h)
+    a = np.deg2rad(angle)
+    rot = np.float32([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     return ((window - centre) @ rot.T + centre).astype(np.float32)
+
+
+def frame_window(quad, rng, f):
+    """A random crop window (4 corners, image coordinates) around the plate corners `quad`."""
+    base = quad if rng.random() < f.rectify else bounding_corners(quad)
+    return make_window(base, rng.uniform(*f.margin, size=4), rng.uniform(-f.shift, f.shift, size=2),
+                       rng.uniform(-f.rotate, f.rotate), rng.uniform(-f.skew, f.skew, size=(4, 2)))
 
 
 def warp_window(img, window):

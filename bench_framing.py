@@ -1,0 +1,55 @@
+"""Framing benchmark: how well a model reads plates cropped tight, loose, shifted, rotated or rectified.
+
+    python bench_framing.py --model model/lprnet.pth --sets ../shared/data/plates_context/val
+"""
+import argparse
+import os
+import sys
+
+from lprnet.dataset import load_samples
+from lprnet.engines import EngineError, OrtEngine, TorchEngine
+from lprnet.framing import table
+from lprnet.model import CheckpointError
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="model/lprnet.pth", help=".pth or .onnx")
+    p.add_argument("--sets", default="../shared/data/plates_context/val",
+                   help="comma-separated folders whose boxes.tsv gives each plate's corners")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N plates of each set")
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def set_name(folder):
+    """`plates_context/val` rather than just `val`."""
+    parts = os.path.normpath(folder).split(os.sep)
+    return "/".join(parts[-2:])
+
+
+def run(model, sets, limit=0, batch_size=256, seed=0):
+    try:
+        engine = OrtEngine(model) if model.endswith(".onnx") else TorchEngine(model)
+        named = {}
+        for folder in [f for f in sets.split(",") if f]:
+            samples, _ = load_samples(folder)
+            framed = [s for s in samples if s.framed]
+            if len(framed) < len(samples):
+                print(f"warning: {folder}: {len(samples) - len(framed)} images have no corners in a boxes.tsv; "
+                      f"left out")
+            named[set_name(folder)] = framed[:limit] if limit else framed
+    except (CheckpointError, EngineError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    result = table(engine, named, batch_size, seed)
+    print(f"model: {model}\n{result}")
+    return result
+
+
+def main(argv=None):
+    run(**vars(parse_opt(argv)))
+
+
+if __name__ == "__main__":
+    main()

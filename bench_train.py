@@ -1,0 +1,85 @@
+"""Training throughput benchmark: img/s of the real training step (augmentation, forward, CTC, backward,
+RMSprop) under each precision and memory layout, on this machine.
+
+    python bench_train.py --imgdir ../shared/data/plates/train --steps 20
+"""
+import argparse
+import contextlib
+import os
+import platform
+import time
+
+import torch
+
+from lprnet.dataset import PlateDataset, collate, load_samples
+from lprnet.device import autocast, configure_cpu, cpu_has_fast_bf16
+from lprnet.model import LPRNet
+from lprnet.training import ctc_loss
+
+CONFIGS = [("fp32 NCHW", "off", False), ("fp32 channels_last", "off", True), ("bf16 channels_last", "bf16", True)]
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--imgdir", default="data/train")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per configuration (after 3 warm-up steps)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def cpu_name():
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def measure(samples, batch_size, steps, workers, amp, channels_last):
+    device = torch.device("cpu")
+    model = LPRNet().train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, momentum=0.9)
+    loader = torch.utils.data.DataLoader(PlateDataset(samples, train=True), batch_size=batch_size, shuffle=True,
+                                         collate_fn=collate, drop_last=True, num_workers=workers)
+    done, t0 = 0, None
+    while done < steps + 3:
+        for images, labels, lengths in loader:
+            if done == 3:
+                t0 = time.time()
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp):
+                logits = model(images)
+            loss = ctc_loss(logits, labels, lengths)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == steps + 3:
+                break
+    return steps * batch_size / (time.time() - t0)
+
+
+def run(imgdir, batch_size=64, steps=20, workers=1, threads=0):
+    configure_cpu(threads)
+    samples, _ = load_samples(imgdir)
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, fast bf16: {cpu_has_fast_bf16()}")
+    print("| configuration | img/s |\n| --- | ---: |")
+    results = {}
+    for name, amp, channels_last in CONFIGS:
+        results[name] = measure(samples, batch_size, steps, workers, amp, channels_last)
+        print(f"| {name} | {results[name]:.0f} |", flush=True)
+    return results
+
+
+def main(argv=None):
+    run(**vars(parse_opt(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+import numpy as np
+
+import bench_framing
+from lprnet.augment import make_window, warp_window
+from lprnet.dataset import Sample
+from lprnet.framing import VARIANTS, crops
+from tests.conftest import shared_path
+
+
+def scene_with_plate(rng):
+    """A noisy scene with a bright 94x24 plate pasted at a known place."""
+    img = rng.integers(0, 80, (120, 240, 3), dtype=np.uint8)
+    img[40:64, 70:164] = 230
+    quad = np.float32([[70, 40], [164, 40], [164, 64], [70, 64]])
+    return Sample(img, quad, "皖A12345", True)
+
+
+def test_windows_grow_shift_and_rotate_as_asked():
+    box = np.float32([[0, 0], [100, 0], [100, 20], [0, 20]])
+    assert np.allclose(make_window(box, (0.1, 0.2, 0.5, 0)), [[-10, -10], [120, -10], [120, 20], [-10, 20]])
+    assert np.allclose(make_window(box, shift=(0.1, -0.5)), box + [10, -10])
+    turned = make_window(box, angle=90)
+    assert np.allclose(turned.mean(axis=0), box.mean(axis=0), atol=1e-4)
+    assert np.allclose(np.linalg.norm(turned[1] - turned[0]), 100, atol=1e-3)
+
+
+def test_variants_are_seeded_and_frame_the_plate():
+    rng = np.random.default_rng(0)
+    samples = [scene_with_plate(rng) for _ in range(4)]
+    for variant in VARIANTS:
+        a, b = crops(samples, variant, seed=1), crops(samples, variant, seed=1)
+        assert a.shape == (4, 24, 94, 3) and np.array_equal(a, b)
+    tight = crops(samples, "tight")
+    assert tight.min() == 230  # exactly the plate
+    loose = crops(samples, "loose (+5-25% each side)")
+    assert loose.mean() < tight.mean() - 20  # surroundings came in
+    assert not np.array_equal(crops(samples, "shifted (+-10%)", 1), crops(samples, "shifted (+-10%)", 2))
+    assert np.array_equal(warp_window(samples[0].image, samples[0].quad), tight[0])
+
+
+def test_benchmark_command_on_a_handful_of_real_plates(reference_checkpoint, capsys):
+    folder = shared_path("data", "plates_context", "val")
+    out = bench_framing.run(str(reference_checkpoint), str(folder), limit=12)
+    rows = out.splitlines()
+    assert rows[0] == "| framing | plates_context/val (12) |"
+    assert [r.split("|")[1].strip() for r in rows[2:]] == list(VARIANTS)
+    accuracies = [float(r.split("|")[2].strip().rstrip("%")) for r in rows[2:]]
+    assert all(0 <= a <= 100 for a in accuracies) and accuracies[0] >= 75  # LPRNet_Pytorch reads tight crops
