@@ -34,9 +34,9 @@ def read_image(path, reduce=1):
         raise ImageError(f"cannot read ({e.strerror})") from None
     if data.size == 0:
         raise ImageError("empty file")
-    flags = cv2.IMREAD_UNCHANGED if reduce == 1 else {2: cv2.IMREAD_REDUCED_COLOR_2,
-                                                      4: cv2.IMREAD_REDUCED_COLOR_4,
-                                                      8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+    # a reduced decode would apply an EXIF rotation that the full decode (IMREAD_UNCHANGED) does not
+    flags = cv2.IMREAD_UNCHANGED if reduce == 1 else cv2.IMREAD_IGNORE_ORIENTATION | {
+        2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
     img = cv2.imdecode(data, flags)
     if img is None:
         raise ImageError("not a readable image (corrupt or unsupported format)")
@@ -58,7 +58,11 @@ def write_atomic(path, write):
 def write_image(path, img, quality=95):
     """Write an image atomically under a Unicode-safe name; the format follows the extension."""
     ext = os.path.splitext(path)[1] or ".jpg"
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext.lower() in (".jpg", ".jpeg") else []
+    params = []
+    if ext.lower() in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+        if hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR"):  # full colour resolution: 4:2:0 blurs small plates
+            params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
     ok, buf = cv2.imencode(ext, img, params)
     if not ok:
         raise ImageError(f"cannot encode as {ext}")
