@@ -12,9 +12,9 @@ import time
 import torch
 
 from lprnet.dataset import PlateDataset, collate, load_samples
-from lprnet.device import autocast, configure_cpu, cpu_has_fast_bf16
+from lprnet.device import configure_cpu, cpu_has_fast_bf16
 from lprnet.model import LPRNet
-from lprnet.training import ctc_loss
+from lprnet.training import make_optimizer, train_step
 
 CONFIGS = [("fp32 NCHW", "off", False), ("fp32 channels_last", "off", True), ("bf16 channels_last", "bf16", True)]
 
@@ -42,7 +42,7 @@ def measure(samples, batch_size, steps, workers, amp, channels_last):
     model = LPRNet().train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, momentum=0.9)
+    optimizer = make_optimizer(model, 1e-3)
     loader = torch.utils.data.DataLoader(PlateDataset(samples, train=True), batch_size=batch_size, shuffle=True,
                                          collate_fn=collate, drop_last=True, num_workers=workers)
     done, t0 = 0, None
@@ -52,12 +52,7 @@ def measure(samples, batch_size, steps, workers, amp, channels_last):
                 t0 = time.time()
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp):
-                logits = model(images)
-            loss = ctc_loss(logits, labels, lengths)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(model, optimizer, images, labels, lengths, device, amp)
             done += 1
             if done == steps + 3:
                 break

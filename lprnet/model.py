@@ -148,3 +148,10 @@ def save_checkpoint(path, model, **extra):
     model = getattr(model, "module", model)
     state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), **extra}
     write_atomic(path, lambda tmp: torch.save(state, tmp))
+
+
+def strip_checkpoint(src, dst):
+    """Copy a training checkpoint without its optimizer state: the ~2 MB file to ship."""
+    model, ckpt = load_model(src)
+    keep = {k: ckpt[k] for k in ("epoch", "args", "val_accuracy") if k in ckpt}
+    save_checkpoint(dst, model, **keep)

@@ -73,6 +73,21 @@ def ctc_loss(logits, labels, lengths):
                       zero_infinity=True)
 
 
+def make_optimizer(model, lr):
+    return torch.optim.RMSprop(model.parameters(), lr=lr, alpha=0.9, eps=1e-8, momentum=0.9, weight_decay=2e-5)
+
+
+def train_step(model, optimizer, images, labels, lengths, device, amp):
+    """One optimisation step; returns the (detached) CTC loss."""
+    with autocast(device, amp):
+        logits = model(images)
+    loss = ctc_loss(logits, labels, lengths)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def start_state(pretrained_model, resume_epoch, max_epoch, log):
     """(model, checkpoint or None, exact_resume). An exact resume continues the saved run's optimizer and
     schedule; anything else fine-tunes the weights on a fresh schedule from resume_epoch to max_epoch."""
@@ -165,8 +180,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
         raise SystemExit(f"error: {len(train_samples)} training images make no batch of {batch_size} "
                          f"per process; lower --batch_size")
 
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=lr, alpha=0.9, eps=1e-8, momentum=0.9,
-                                    weight_decay=2e-5)
+    optimizer = make_optimizer(model, lr)
     schedule = {"start_epoch": 0 if exact else resume_epoch, "max_epoch": max_epoch, "lr": lr}
     done = resume_epoch - schedule["start_epoch"]
     total = max_epoch - schedule["start_epoch"]
@@ -199,15 +213,10 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{max_epoch}", disable=not ddp.main, leave=False)
         for images, labels, lengths in bar:
             images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp):
-                logits = model(images)
-            loss = ctc_loss(logits, labels, lengths)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(model, optimizer, images, labels, lengths, device, amp)
             scheduler.step()
             seen += images.shape[0] * ddp.world
-            step_loss = ddp.mean(loss.detach())
+            step_loss = ddp.mean(loss)
             loss_sum += step_loss
             if ddp.main:
                 step_log.write(f"{epoch + 1},{step_loss:.6f}\n")

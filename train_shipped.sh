@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Reproduce the shipped model/lprnet.pth and model/LPRNet.onnx from scratch (CPU is enough).
+#   bash train_shipped.sh [path/to/shared/data]     (default: ../shared/data)
+# Real plates: plates/train (tight CCPD boxes) and plates_context/train (same plates with surroundings,
+# framed like a detector would); generated plates: all 31 provinces, blue/green/yellow, with surroundings.
+set -euo pipefail
+cd "$(dirname "$0")"
+DATA=${1:-../shared/data}
+OUT=runs/shipped
+
+python gen_plates.py --num 9000 --savepath "$OUT/synth" --types blue=6,green=2,yellow=2 --context --seed 7 --workers 2
+python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,$OUT/synth" \
+    --test_img_dirs "$DATA/plates/val" --max_epoch 6 --batch_size 64 --lr 2e-3 --seed 0 --save_folder "$OUT/weights"
+# ship the last epoch (not the best one on val: val only watches), weights only
+python -c "import sys; from lprnet.model import strip_checkpoint; strip_checkpoint(*sys.argv[1:])" \
+    "$OUT/weights/last.pth" model/lprnet.pth
+python test.py --model model/lprnet.pth --imgpath "$DATA/plates/val" --export_onnx True --dynamic True \
+    --onnx_path model/LPRNet.onnx
