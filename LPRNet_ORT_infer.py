@@ -3,6 +3,7 @@
     python LPRNet_ORT_infer.py                                          # model/LPRNet.onnx on imgs/
     python LPRNet_ORT_infer.py --model model/LPRNet.onnx --imgpath data/val --output results.csv
     python LPRNet_ORT_infer.py --imgpath imgs --save_vis runs/vis --providers cpu --threads 4
+    python LPRNet_ORT_infer.py --model model/LPRNet_int8.onnx --imgpath data/val --spin False   # int8, busy CPU
 
 Prints one line per image (`file  plate  ✓/✗` when the file name is a plate), the accuracy of the
 labelled ones, and a last line `summary {json}`.
@@ -10,6 +11,7 @@ labelled ones, and a last line `summary {json}`.
 import argparse
 
 from lprnet import infer
+from lprnet.cli import str2bool
 from lprnet.engines import OrtEngine, ort_providers
 
 
@@ -19,13 +21,15 @@ def parse_opt(argv=None):
     infer.add_io_args(p)
     p.add_argument("--providers", default="auto", help="auto (best of MIGraphX, ROCm, CUDA, CPU), or a "
                    "comma-separated list such as cuda,cpu or CUDAExecutionProvider")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0: its default)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0: one per core)")
+    p.add_argument("--spin", type=str2bool, default=True, help="ONNX Runtime threads spin while waiting for work: "
+                   "lower latency on an idle CPU; False on a CPU shared with other busy processes (True/False)")
     return p.parse_args(argv)
 
 
 def run(model="model/LPRNet.onnx", imgpath="imgs", batch_size=64, output="", save_vis="", font="",
-        providers="auto", threads=0):
-    return infer.run(lambda: OrtEngine(model, ort_providers(providers), threads), model, imgpath, batch_size,
+        providers="auto", threads=0, spin=True):
+    return infer.run(lambda: OrtEngine(model, ort_providers(providers), threads, spin), model, imgpath, batch_size,
                      output, save_vis, font)
 
 

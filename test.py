@@ -2,6 +2,7 @@
 
     python test.py --model model/lprnet.pth --imgpath data/val
     python test.py --model model/lprnet.pth --imgpath data/val --export_onnx True --dynamic True
+    python test.py --model model/lprnet.pth --imgpath data/val --export_onnx True --int8 True --calib_dir data/train
 """
 import argparse
 import os
@@ -26,6 +27,10 @@ def parse_opt(argv=None):
     p.add_argument("--export_onnx", type=str2bool, default=False, help="also write an ONNX model (True/False)")
     p.add_argument("--dynamic", type=str2bool, default=False, help="ONNX with a dynamic batch axis (True/False)")
     p.add_argument("--onnx_path", default="model/LPRNet.onnx")
+    p.add_argument("--int8", type=str2bool, default=False, help="with --export_onnx: also write <onnx_path>_int8.onnx, "
+                   "statically quantised for ONNX Runtime on CPUs, and score it (True/False)")
+    p.add_argument("--calib_dir", default="", help="plate crops to calibrate int8 on (not the --imgpath ones)")
+    p.add_argument("--calib_count", type=int, default=200, help="how many --calib_dir crops, spread evenly")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="off", choices=["off", "bf16"], help="bf16 autocast for torch inference")
     p.add_argument("--threads", type=int, default=0)
@@ -64,10 +69,34 @@ def check_onnx_parity(onnx_path, plates, expected, batch_size):
           f"ONNX Runtime agrees with torch on all {len(expected)} plates")
 
 
+def export_int8(model, onnx_path, plates, expected, labels, batch_size, calib_dir, calib_count, dynamic):
+    """Quantise, then score the int8 model on the same plates as torch (`expected`: torch's readings)."""
+    from lprnet.quantize import QuantizeError, calibration_plates, int8_path_for, quantize_to_onnx
+    path = int8_path_for(onnx_path)
+    try:
+        calibration = calibration_plates(calib_dir, calib_count)
+        quantize_to_onnx(model, path, calibration, dynamic=dynamic)
+        got = predict(OrtEngine(path), plates, batch_size)
+    except (QuantizeError, EngineError) as e:
+        sys.exit(f"error: {e}")
+    score, reference = Score(), Score()
+    for i, (want, text, torch_text) in enumerate(zip(labels, got, expected)):
+        score.add(str(i), want, text)
+        reference.add(str(i), want, torch_text)
+    differ = sum(a != b for a, b in zip(got, expected))
+    print(f"exported {path} (int8, {os.path.getsize(path) / 1e6:.1f} MB, calibrated on {len(calibration)} crops "
+          f"from {calib_dir}): {score.summary()}, {100 * (score.accuracy - reference.accuracy):+.2f} points "
+          f"vs torch, {differ}/{len(expected)} plates read differently")
+
+
 def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_path="model/LPRNet.onnx",
-        device="auto", amp="off", threads=0, show=False):
+        device="auto", amp="off", threads=0, show=False, int8=False, calib_dir="", calib_count=200):
     if batch_size < 1:
         sys.exit("error: --batch_size must be at least 1")
+    if int8 and not export_onnx:
+        sys.exit("error: --int8 True needs --export_onnx True")
+    if int8 and not calib_dir:
+        sys.exit("error: --int8 True needs --calib_dir: a folder of plate crops to calibrate on")
     try:
         engine = TorchEngine(model, device, amp, threads)
         paths, labels, bad_labels = labelled_images(imgpath)
@@ -96,6 +125,9 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
             check_onnx_parity(onnx_path, plates, texts, batch_size)
         except EngineError as e:
             sys.exit(f"error: {e}")
+        if int8:
+            export_int8(engine.model, onnx_path, plates, texts, [truth[p] for p in read], batch_size,
+                        calib_dir, calib_count, dynamic)
     print(score.summary())
     return score
 

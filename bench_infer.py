@@ -1,0 +1,190 @@
+"""Inference speed and accuracy of every engine on this machine, as one markdown table.
+
+    python bench_infer.py --model model/lprnet.pth --imgpath data/val --calib_dir data/train
+
+Engines: torch eager fp32 and bf16 autocast (channels_last, denormals flushed), ONNX Runtime on LPRNet's plain
+export and on the lean export (lprnet/export.py), ONNX Runtime int8 (lprnet/quantize.py, calibrated on
+--calib_dir; left out without it) and MIGraphX where it is installed. Each is timed on the model's own work
+(a preprocessed batch to logits) at each batch size: warm-up, then --reps rounds that take turns between the
+engines (so a busy machine slows them alike), median per round. `vs ORT` is the speed ratio to ONNX Runtime
+fp32 (lean) at the same batch size. Accuracy: exact-match plates of the whole --imgpath read at that batch size.
+"""
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from lprnet.charset import LabelError, check_plate, label_from_filename
+from lprnet.cli import str2bool
+from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
+from lprnet.evaluate import Score
+from lprnet.export import export_to_onnx
+from lprnet.image import list_images
+from lprnet.model import CheckpointError, load_model
+from lprnet.preprocess import greedy_decode, load_plates, to_input
+from lprnet.quantize import QuantizeError, calibration_plates, quantize_to_onnx
+
+SETTLE_S = 0.05  # between engines: the last one's idle threads stop spinning (ORT, OpenMP) and leave the cores
+ENGINES = ("torch", "torch-bf16", "ort-plain", "ort", "ort-int8", "migraphx")
+LABELS = {"torch": "torch eager fp32", "torch-bf16": "torch eager bf16 autocast", "ort-plain": "ORT fp32, plain export",
+          "ort": "ORT fp32", "ort-int8": "ORT int8", "migraphx": "MIGraphX fp32"}
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="model/lprnet.pth", help=".pth checkpoint (ours or LPRNet_Pytorch's)")
+    p.add_argument("--imgpath", default="data/val", help="labelled plate crops (file name = plate)")
+    p.add_argument("--calib_dir", default="", help="crops to calibrate int8 on; without it there is no int8 row")
+    p.add_argument("--calib_count", type=int, default=200)
+    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
+    p.add_argument("--batch_sizes", default="1,8,64")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch and ONNX Runtime (0: all cores)")
+    p.add_argument("--spin", type=str2bool, default=True, help="ONNX Runtime threads spin (False on a busy CPU)")
+    p.add_argument("--reps", type=int, default=7, help="timed rounds per batch size")
+    p.add_argument("--round_s", type=float, default=0.2, help="seconds each engine runs per round (at least)")
+    return p.parse_args(argv)
+
+
+def cpu_description():
+    name, flags = platform.processor() or "unknown CPU", set()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+           if f in flags]
+    return f"{name} ({', '.join(isa) or 'no AVX2'})"
+
+
+def versions():
+    import onnx
+    import onnxruntime
+    import torch
+    return (f"Python {platform.python_version()}, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+            f"onnx {onnx.__version__}, numpy {np.__version__}")
+
+
+def labelled_plates(imgpath):
+    """uint8 plates [N,24,94,3] and their labels; files without a plate name or unreadable are skipped."""
+    labels = {}
+    for path in list_images(imgpath):
+        with contextlib.suppress(LabelError):
+            labels[path] = check_plate(label_from_filename(path))
+    read, plates, _ = load_plates(list(labels))
+    return plates, [labels[p] for p in read]
+
+
+def open_engines(names, model, workdir, batch_sizes, calib_dir, calib_count, threads, spin, log):
+    """{name: {batch: engine}}; an engine that cannot run here is reported and left out."""
+    engines = {}
+    if "torch" in names:
+        engines["torch"] = TorchEngine(model, "cpu", "off", threads)
+    if "torch-bf16" in names:
+        engines["torch-bf16"] = TorchEngine(model, "cpu", "bf16", threads)
+    net = load_model(model)[0]
+    lean = export_to_onnx(net, os.path.join(workdir, "lean.onnx"), dynamic=True)
+    if "ort-plain" in names:
+        plain = export_to_onnx(net, os.path.join(workdir, "plain.onnx"), dynamic=True, lean=False)
+        engines["ort-plain"] = OrtEngine(plain, threads=threads, spin=spin)
+    if "ort" in names:
+        engines["ort"] = OrtEngine(lean, threads=threads, spin=spin)
+    if "ort-int8" in names and not calib_dir:
+        log("no ORT int8 row: pass --calib_dir (plate crops to calibrate on)")
+    elif "ort-int8" in names:
+        path = quantize_to_onnx(net, os.path.join(workdir, "int8.onnx"), calibration_plates(calib_dir, calib_count),
+                                dynamic=True)
+        engines["ort-int8"] = OrtEngine(path, threads=threads, spin=spin)
+    engines = {name: {b: engine for b in batch_sizes} for name, engine in engines.items()}
+    if "migraphx" in names:
+        try:
+            import_migraphx()
+            engines["migraphx"] = {b: MIGraphXEngine(lean, batch_size=b, savepath=os.path.join(workdir, f"b{b}.mxr"),
+                                                     log=lambda m: None) for b in batch_sizes}
+        except MIGraphXUnavailable:
+            log("no MIGraphX row: migraphx is not installed here")
+    return engines
+
+
+def score(engine, plates, labels, batch):
+    result = Score()
+    for start in range(0, len(plates), batch):
+        for i, text in enumerate(greedy_decode(engine(to_input(plates[start:start + batch]))), start):
+            result.add(str(i), labels[i], text)
+    return result
+
+
+def seconds_per_call(engines, x, reps, round_s):
+    """{name: median seconds of one call on x}: warm-up, then `reps` rounds taking turns between engines."""
+    calls = {}
+    for name, engine in engines.items():
+        engine(x)  # first call: allocation, kernel selection
+        t0 = time.perf_counter()
+        engine(x)
+        calls[name] = max(1, int(round_s / max(time.perf_counter() - t0, 1e-6)))
+    times = {name: [] for name in engines}
+    for _ in range(reps):
+        for name, engine in engines.items():
+            time.sleep(SETTLE_S)
+            t0 = time.perf_counter()
+            for _ in range(calls[name]):
+                engine(x)
+            times[name].append((time.perf_counter() - t0) / calls[name])
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def markdown_table(rows):
+    lines = ["| engine | batch | ms/img | img/s | vs ORT | accuracy |", "|---|---:|---:|---:|---:|---:|"]
+    for name, batch, seconds, ratio, result in rows:
+        lines.append(f"| {LABELS[name]} | {batch} | {1000 * seconds / batch:.3f} | {batch / seconds:.0f} | "
+                     f"{'' if ratio is None else f'{ratio:.2f}x'} | {100 * result.accuracy:.2f}% |")
+    return "\n".join(lines)
+
+
+def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=200, engines=",".join(ENGINES),
+        batch_sizes="1,8,64", threads=0, spin=True, reps=7, round_s=0.2, log=print):
+    names = [n.strip() for n in engines.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ENGINES]
+    if unknown:
+        sys.exit(f"error: --engines: unknown {', '.join(unknown)} (choose from {', '.join(ENGINES)})")
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",")]
+    except ValueError:
+        sys.exit(f"error: --batch_sizes {batch_sizes}: expected integers such as 1,8,64")
+    if min(sizes) < 1 or reps < 1:
+        sys.exit("error: --batch_sizes and --reps must be at least 1")
+    try:
+        plates, labels = labelled_plates(imgpath)
+        if not labels:
+            sys.exit(f"error: {imgpath}: no images named by a plate")
+        with tempfile.TemporaryDirectory() as workdir:
+            opened = open_engines(names, model, workdir, sizes, calib_dir, calib_count, threads, spin, log)
+            rows = []
+            for b in sizes:
+                x = to_input(np.resize(plates, (b,) + plates.shape[1:]))  # the first b plates, repeated if fewer
+                timed = seconds_per_call({n: e[b] for n, e in opened.items()}, x, reps, round_s)
+                for name, seconds in timed.items():
+                    ratio = timed["ort"] / seconds if "ort" in timed else None
+                    rows.append((name, b, seconds, ratio, score(opened[name][b], plates, labels, b)))
+    except (CheckpointError, EngineError, QuantizeError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    used = threads or os.cpu_count()
+    log(f"CPU: {cpu_description()}, {os.cpu_count()} cores, {used} threads | {versions()}")
+    log(f"{len(labels)} labelled plates from {imgpath}; median of {reps} interleaved rounds")
+    log(markdown_table(rows))
+    return rows
+
+
+def main(argv=None):
+    return run(**vars(parse_opt(argv)))
+
+
+if __name__ == "__main__":
+    main()

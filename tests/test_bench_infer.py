@@ -1,0 +1,70 @@
+import importlib.util
+
+import numpy as np
+import pytest
+
+from lprnet.image import write_image
+from lprnet.model import save_checkpoint
+from tests.test_infer import load_script
+from tests.test_model import trained_like
+
+PLATES = ["皖A12345", "皖B23456", "苏E88888", "沪AD12345", "京N54321", "皖C34567"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    rng = np.random.default_rng(0)
+    (root / "val").mkdir()
+    for i, plate in enumerate(PLATES):
+        write_image(str(root / "val" / f"{plate}_{i}.jpg"), rng.integers(0, 256, (30, 110, 3), dtype=np.uint8))
+    (root / "val" / "notes.txt").write_text("not an image")
+    save_checkpoint(str(root / "m.pth"), trained_like(6))
+    return str(root / "m.pth"), str(root / "val")
+
+
+def test_bench_prints_one_row_per_engine_and_batch(setup):
+    model, val = setup
+    lines = []
+    rows = load_script("bench_infer.py").run(model, val, calib_dir=val, calib_count=4,
+                                             engines="torch,torch-bf16,ort-plain,ort,ort-int8,migraphx",
+                                             batch_sizes="1,4", reps=2, round_s=0.001, log=lines.append)
+    engines = ["torch", "torch-bf16", "ort-plain", "ort"] + ["ort-int8"]
+    if importlib.util.find_spec("migraphx") is None:
+        assert "no MIGraphX row: migraphx is not installed here" in lines
+    else:
+        engines.append("migraphx")
+    assert [(name, batch) for name, batch, *_ in rows] == [(n, b) for b in (1, 4) for n in engines]
+    machine, data, table = lines[-3], lines[-2], lines[-1].splitlines()
+    assert machine.startswith("CPU: ") and "onnxruntime" in machine and "torch" in machine
+    assert data.startswith(f"6 labelled plates from {val}")
+    assert table[0] == "| engine | batch | ms/img | img/s | vs ORT | accuracy |" and len(table) == 2 + len(rows)
+    for name, _, seconds, ratio, score in rows:
+        assert seconds > 0 and score.total == 6
+        if name == "ort":
+            assert ratio == 1.0
+    by_engine = {(name, batch): score.correct for name, batch, _, _, score in rows}
+    assert all(by_engine[(n, 1)] == by_engine[(n, 4)] for n in engines)  # the batch never changes a reading
+    assert any(line.startswith("| ORT int8 | 4 | ") for line in table)
+
+
+def test_bench_without_calibration_has_no_int8_row(setup):
+    model, val = setup
+    lines = []
+    rows = load_script("bench_infer.py").run(model, val, engines="ort,ort-int8", batch_sizes="2", reps=1,
+                                             round_s=0.001, log=lines.append)
+    assert [name for name, *_ in rows] == ["ort"]
+    assert "no ORT int8 row: pass --calib_dir (plate crops to calibrate on)" in lines
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(engines="ort,tensorrt"), "error: --engines: unknown tensorrt"),
+    (dict(batch_sizes="1,x"), "error: --batch_sizes 1,x: expected integers"),
+    (dict(batch_sizes="0"), "error: --batch_sizes and --reps must be at least 1"),
+    (dict(model="missing.pth", engines="torch"), "error: missing.pth: no such checkpoint file"),
+])
+def test_bench_mistakes_exit_with_one_line(setup, kwargs, message):
+    model, val = setup
+    with pytest.raises(SystemExit) as e:
+        load_script("bench_infer.py").run(**{"model": model, "imgpath": val, **kwargs})
+    assert str(e.value.code).startswith(message) and "\n" not in str(e.value.code)

@@ -1,0 +1,171 @@
+import collections
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from lprnet.charset import label_from_filename
+from lprnet.engines import OrtEngine
+from lprnet.export import OPSET, LeanLPRNet, export_to_onnx
+from lprnet.image import list_images, write_image
+from lprnet.model import load_model
+from lprnet.preprocess import greedy_decode, load_plates, to_input
+from lprnet.quantize import QuantizeError, calibration_plates, equalize_channels, int8_path_for, quantize_to_onnx
+from tests.conftest import copy_subset, shared_path
+from tests.test_infer import load_script
+from tests.test_model import trained_like
+
+
+def op_counts(path):
+    return collections.Counter(n.op_type for n in onnx.load(path).graph.node)
+
+
+def random_plates(count, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, 24, 94, 3), dtype=np.uint8)
+
+
+def torch_readings(model, x, chunk=100):
+    with torch.no_grad():
+        return [t for i in range(0, len(x), chunk) for t in greedy_decode(model(torch.from_numpy(x[i:i + chunk])))]
+
+
+def test_lean_graph_drops_the_plain_exports_slices_and_per_map_normalisation(tmp_path):
+    model = trained_like(2)
+    plain = op_counts(export_to_onnx(model, str(tmp_path / "plain.onnx"), dynamic=True, lean=False))
+    lean_path = export_to_onnx(model, str(tmp_path / "lean.onnx"), dynamic=True)
+    lean = op_counts(lean_path)
+    assert (plain["Slice"], plain["Pow"], plain["ReduceMean"], plain["Div"]) == (2, 4, 5, 4)
+    for op in ("Slice", "Pow", "BatchNormalization", "Constant", "Identity", "Reshape", "Squeeze", "Dropout"):
+        assert lean[op] == 0, op
+    assert (lean["Concat"], lean["Mul"], lean["GlobalAveragePool"], lean["Div"]) == (1, 1, 1, 1)
+    assert (lean["MaxPool"], lean["AveragePool"], lean["ReduceMean"]) == (3, 5, 1)  # ReduceMean: the final mean
+    assert lean["Conv"] == 16 + 2 + 2  # LPRNet's 16 (BatchNorm folded), 2 split in two, 2 for the context statistics
+    assert sum(lean.values()) < sum(plain.values())
+    assert onnx.load(lean_path).opset_import[0].version == OPSET
+    conv_pools = op_counts(export_to_onnx(model, str(tmp_path / "c.onnx"), dynamic=True, pool_as_conv=True))
+    assert conv_pools["AveragePool"] == 0 and conv_pools["Conv"] == lean["Conv"] + 5
+
+
+def test_lean_and_plain_exports_read_every_real_crop_alike(tmp_path):
+    """The reference checkpoint on all validation crops: torch, the plain export and both lean exports
+    give the same text for every plate."""
+    model = load_model(str(shared_path("reference", "Final_LPRNet_model.pth")))[0]
+    _, plates, _ = load_plates(list_images(str(shared_path("data", "plates", "val"))))
+    x = to_input(plates)
+    readings = {"torch": torch_readings(model, x)}
+    for name, options in {"plain": dict(lean=False), "lean": {}, "lean_conv_pools": dict(pool_as_conv=True)}.items():
+        engine = OrtEngine(export_to_onnx(model, str(tmp_path / f"{name}.onnx"), dynamic=True, **options))
+        readings[name] = greedy_decode(engine(x))
+    assert len(plates) > 300 and len(set(readings["torch"])) > 300
+    for name in ("plain", "lean", "lean_conv_pools"):
+        assert readings[name] == readings["torch"], name
+
+
+def test_channel_equalization_changes_weights_but_not_outputs():
+    model = trained_like(4)
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    lean = LeanLPRNet(model, pool_as_conv=True)
+    x = to_input(random_plates(32))
+    with torch.no_grad():
+        before = lean(torch.from_numpy(x))
+    stem, head = lean.stem.weight.clone(), lean.head.weight.clone()
+    equalize_channels(lean, x)
+    with torch.no_grad():
+        after = lean(torch.from_numpy(x))
+    assert not torch.allclose(lean.stem.weight, stem) and not torch.allclose(lean.head.weight, head)
+    assert torch.allclose(after, before, rtol=1e-4, atol=1e-4 * before.abs().max().item())
+    assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())  # the source is untouched
+
+
+def optimized_ops(path, tmp_path):
+    """The operators ONNX Runtime actually runs, after its graph optimisations (layouts, QDQ fusion)."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return op_counts(options.optimized_model_filepath)
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_int8_runs_the_backbone_and_context_pooling_as_fused_int8_convs(tmp_path, dynamic):
+    model = trained_like(5)
+    path = quantize_to_onnx(model, str(tmp_path / "m_int8.onnx"), random_plates(40), dynamic=dynamic)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_int8.onnx"]
+    ops = optimized_ops(path, tmp_path)
+    assert ops["QLinearConv"] == 17 + 5  # every backbone conv (ReLU fused) and the 5 context poolings
+    assert ops["Conv"] == 3  # float: the two context-statistics convs and the head
+    assert ops["Slice"] == ops["QLinearAveragePool"] == ops["BatchNormalization"] == 0
+    assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 6  # in once, out once per context part
+    engine = OrtEngine(path)
+    assert engine.fixed_batch == (None if dynamic else 1)
+    x = to_input(random_plates(5, seed=1))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    got = engine(x)
+    assert got.shape == (5, 68, 18)
+    assert np.abs(got - expected).mean() < 0.1 * np.abs(expected).mean()
+
+
+def test_int8_reads_real_crops_like_fp32(tmp_path):
+    """The reference checkpoint, calibrated on 100 training crops: on 150 validation crops int8 reads at least
+    90% of plates exactly as fp32 and loses at most 2 points of accuracy (4 points with 8-bit weights on AVX2)."""
+    model = load_model(str(shared_path("reference", "Final_LPRNet_model.pth")))[0]
+    calibration = calibration_plates(str(shared_path("data", "plates", "train")), 100)
+    int8 = OrtEngine(quantize_to_onnx(model, str(tmp_path / "int8.onnx"), calibration, dynamic=True))
+    paths = list_images(str(shared_path("data", "plates", "val")))[::2][:150]
+    _, plates, _ = load_plates(paths)
+    x = to_input(plates)
+    labels = [label_from_filename(p) for p in paths]
+    fp32, got = torch_readings(model, x), greedy_decode(int8(x))
+    same = sum(a == b for a, b in zip(fp32, got))
+    correct = [sum(t == label for t, label in zip(texts, labels)) for texts in (fp32, got)]
+    assert same >= 0.9 * len(paths)
+    assert correct[1] >= correct[0] - 3 and correct[0] > 100
+
+
+def test_calibration_takes_crops_spread_over_the_folder_and_skips_unreadable(tmp_path):
+    for i in range(5):
+        write_image(str(tmp_path / f"皖A1234{i}_{i}.jpg"), random_plates(1, i)[0])
+    (tmp_path / "皖A12345_9.jpg").write_bytes(b"not a jpeg")  # sorted last
+    lines = []
+    plates = calibration_plates(str(tmp_path), 3, log=lines.append)
+    assert plates.shape == (2, 24, 94, 3) and plates.dtype == np.uint8  # files 0, 2 and the broken one
+    assert lines[0].startswith(f"skipped {tmp_path / '皖A12345_9.jpg'}") and "1 unreadable" in lines[1]
+    assert len(calibration_plates(str(tmp_path), 100, log=lines.append)) == 5
+    with pytest.raises(QuantizeError, match="no such file or folder"):
+        calibration_plates(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QuantizeError, match="no readable images"):
+        calibration_plates(str(tmp_path / "empty"))
+    with pytest.raises(QuantizeError, match="at least 1"):
+        calibration_plates(str(tmp_path), 0)
+
+
+def test_int8_path_sits_next_to_the_fp32_model():
+    assert int8_path_for("model/LPRNet.onnx") == "model/LPRNet_int8.onnx"
+
+
+def test_test_py_exports_and_scores_int8(tmp_path, capsys):
+    checkpoint = str(shared_path("reference", "Final_LPRNet_model.pth"))
+    crops = copy_subset(str(shared_path("data", "plates", "val")), str(tmp_path / "val"), 30)
+    calib = copy_subset(str(shared_path("data", "plates", "train")), str(tmp_path / "train"), 20)
+    test_py = load_script("test.py")
+    onnx_path = str(tmp_path / "out" / "LPRNet.onnx")
+    test_py.main(["--model", checkpoint, "--imgpath", crops, "--export_onnx", "True", "--onnx_path",
+                  onnx_path, "--int8", "True", "--calib_dir", calib, "--calib_count", "16"])
+    out = capsys.readouterr().out
+    int8_line = next(line for line in out.splitlines() if line.startswith("exported") and "int8" in line)
+    assert int8_line.startswith(f"exported {tmp_path / 'out' / 'LPRNet_int8.onnx'} (int8, ")
+    assert f"calibrated on 16 crops from {calib}): accuracy=" in int8_line and "points vs torch" in int8_line
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["LPRNet.onnx", "LPRNet_int8.onnx"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--int8", "True"], "error: --int8 True needs --export_onnx True"),
+    (["--int8", "True", "--export_onnx", "True"], "error: --int8 True needs --calib_dir"),
+])
+def test_test_py_int8_flag_mistakes_exit_with_one_line(tmp_path, argv, message):
+    with pytest.raises(SystemExit) as e:
+        load_script("test.py").main(["--model", str(tmp_path / "none.pth"), "--imgpath", str(tmp_path)] + argv)
+    assert str(e.value.code).startswith(message)
