@@ -10,7 +10,8 @@ By default the graph is that of `LeanLPRNet`, LPRNet rewritten for inference wit
 - the global context is normalised once for all four feature maps: Concat, Mul, GlobalAveragePool, two 1x1
   convolutions (mean of squares per feature map, then back to its channels) and Div, where the plain export
   has a Pow, ReduceMean and Div per feature map;
-- the final mean over the 4 rows is folded into the container convolution (kernel 4x1, weights / 4).
+- the final mean over the 4 rows stays one ReduceMean (folding it into the container as a 4x1 kernel saves no
+  node and makes the file 25% bigger).
 """
 import copy
 import inspect
@@ -102,10 +103,9 @@ class LeanLPRNet(nn.Module):
         self.register_buffer("to_channels", to_channels)
 
         container = model.container[0]
-        rows = 4  # the context grid is 4 x 18; the plain model averages the container's output over the rows
-        self.head = nn.Conv2d(total, container.out_channels, (rows, 1))
+        self.head = nn.Conv2d(total, container.out_channels, 1)
         with torch.no_grad():
-            self.head.weight.copy_((container.weight[:, order] / rows).expand(-1, -1, rows, -1))
+            self.head.weight.copy_(container.weight[:, order])
             self.head.bias.copy_(container.bias)
         self.eval()
 
@@ -152,7 +152,7 @@ class LeanLPRNet(nn.Module):
         context = torch.cat([pool(f) for pool, f in zip(self.context_pools, (t0, k1, r1, k2, r2))] + [t3], 1)
         mean_square = F.conv2d(F.conv2d(F.adaptive_avg_pool2d(context * context, 1), self.group_mean),
                                self.to_channels)
-        return self.head(context / mean_square).squeeze(2)
+        return self.head(context / mean_square).mean(dim=2)
 
 
 def tidy_graph(proto):
