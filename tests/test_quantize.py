@@ -49,18 +49,17 @@ def test_lean_graph_drops_the_plain_exports_slices_and_per_map_normalisation(tmp
 
 
 def test_lean_and_plain_exports_read_every_real_crop_alike(tmp_path):
-    """The reference checkpoint on all validation crops: torch, the plain export and both lean exports
-    give the same text for every plate."""
+    """The reference checkpoint on all validation crops: the plain export and both lean exports give the same
+    text for every plate (test.py checks the export against torch on every run)."""
     model = load_model(str(shared_path("reference", "Final_LPRNet_model.pth")))[0]
     _, plates, _ = load_plates(list_images(str(shared_path("data", "plates", "val"))))
     x = to_input(plates)
-    readings = {"torch": torch_readings(model, x)}
+    readings = {}
     for name, options in {"plain": dict(lean=False), "lean": {}, "lean_conv_pools": dict(pool_as_conv=True)}.items():
         engine = OrtEngine(export_to_onnx(model, str(tmp_path / f"{name}.onnx"), dynamic=True, **options))
         readings[name] = greedy_decode(engine(x))
-    assert len(plates) > 300 and len(set(readings["torch"])) > 300
-    for name in ("plain", "lean", "lean_conv_pools"):
-        assert readings[name] == readings["torch"], name
+    assert len(plates) > 300 and len(set(readings["plain"])) > 300
+    assert readings["lean"] == readings["plain"] and readings["lean_conv_pools"] == readings["plain"]
 
 
 def test_channel_equalization_changes_weights_but_not_outputs():
