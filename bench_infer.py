@@ -21,6 +21,7 @@ import numpy as np
 
 from lprnet.charset import LabelError, check_plate, label_from_filename
 from lprnet.cli import str2bool
+from lprnet.device import cpu_description
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
 from lprnet.evaluate import Score
 from lprnet.export import export_to_onnx
@@ -48,20 +49,6 @@ def parse_opt(argv=None):
     p.add_argument("--reps", type=int, default=7, help="timed rounds per batch size")
     p.add_argument("--round_s", type=float, default=0.2, help="seconds each engine runs per round (at least)")
     return p.parse_args(argv)
-
-
-def cpu_description():
-    name, flags = platform.processor() or "unknown CPU", set()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-           if f in flags]
-    return f"{name} ({', '.join(isa) or 'no AVX2'})"
 
 
 def versions():

@@ -4,15 +4,13 @@ RMSprop) under each precision and memory layout, on this machine.
     python bench_train.py --imgdir ../shared/data/plates/train --steps 20
 """
 import argparse
-import contextlib
 import os
-import platform
 import time
 
 import torch
 
 from lprnet.dataset import PlateDataset, collate, load_samples
-from lprnet.device import configure_cpu, cpu_has_fast_bf16
+from lprnet.device import configure_cpu, cpu_description, cpu_has_fast_bf16
 from lprnet.model import LPRNet
 from lprnet.training import make_optimizer, train_step
 
@@ -27,14 +25,6 @@ def parse_opt(argv=None):
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
     return p.parse_args(argv)
-
-
-def cpu_name():
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def measure(samples, batch_size, steps, workers, amp, channels_last):
@@ -62,7 +52,7 @@ def measure(samples, batch_size, steps, workers, amp, channels_last):
 def run(imgdir, batch_size=64, steps=20, workers=1, threads=0):
     configure_cpu(threads)
     samples, _ = load_samples(imgdir)
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    print(f"machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, fast bf16: {cpu_has_fast_bf16()}")
     print("| configuration | img/s |\n| --- | ---: |")
     results = {}
