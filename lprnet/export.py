@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .image import write_atomic
-from .model import LPRNet
+from .model import LPRNet, MaxPoolSubsample, SmallBasicBlock
 from .preprocess import INPUT_H, INPUT_W
 
 OPSET = 13  # per-channel int8 (DequantizeLinear axis) needs 13; ONNX Runtime, MIGraphX and TensorRT all read it
@@ -38,10 +38,35 @@ def conv_with_outputs(conv, channels):
     return part
 
 
-def fold_block(block, bn):
-    """A SmallBasicBlock followed by BatchNorm as a list of layers, the BatchNorm folded into the last conv."""
-    *layers, last = block.block
-    return layers + [fuse_conv_bn_eval(last, bn)]
+def split_at_pools(model):
+    """LPRNet's backbone as its stages between the max pools (Dropout left out), and the pools. Each stage ends
+    where the global context taps it."""
+    stages, pools, ends = [[]], [], []
+    for i, m in enumerate(model.backbone):
+        if isinstance(m, MaxPoolSubsample):
+            pools.append(m)
+            stages.append([])
+            ends.append(i - 1)
+        elif not isinstance(m, nn.Dropout):
+            stages[-1].append(m)
+    if ends + [len(model.backbone) - 1] != list(model.taps):
+        raise ValueError("LeanLPRNet expects the context taps at the end of each stage between max pools")
+    return stages, pools
+
+
+def folded(stage):
+    """A stage's layers with SmallBasicBlocks unrolled, each BatchNorm folded into the conv before it, and the
+    final ReLU left out (the caller applies it where the context reads it)."""
+    layers = []
+    for m in stage:
+        if isinstance(m, SmallBasicBlock):
+            layers.extend(m.block)
+        elif isinstance(m, nn.BatchNorm2d):
+            layers[-1] = fuse_conv_bn_eval(layers[-1], m)
+        else:
+            layers.append(m)
+    assert isinstance(layers[-1], nn.ReLU)
+    return layers[:-1]
 
 
 def pool_as_depthwise_conv(pool, channels):
@@ -62,16 +87,11 @@ class LeanLPRNet(nn.Module):
     def __init__(self, model, pool_as_conv=False):
         super().__init__()
         model = copy.deepcopy(model)  # the layers are reused: changing this model must not change that one
-        b = [m for m in model.backbone if not isinstance(m, nn.Dropout)]
-        # b: conv bn relu | pool | block bn relu | pool | block bn relu block bn relu | pool | conv bn relu conv bn relu
-        #    0    1  2      3      4     5  6      7      8     9  10    11    12 13     14     15   16 17   18   19 20
-        self.max_pools = [(p.channel_step, p.stride_w) for p in (b[3], b[7], b[14])]
-        self.stem = fuse_conv_bn_eval(b[0], b[1])
-        *layers1, last1 = fold_block(b[4], b[5])
-        self.block1 = nn.Sequential(*layers1)
-        *layers2, last2 = fold_block(b[8], b[9]) + [nn.ReLU()] + fold_block(b[11], b[12])
-        self.block2 = nn.Sequential(*layers2)
-        self.tail = nn.Sequential(fuse_conv_bn_eval(b[15], b[16]), nn.ReLU(), fuse_conv_bn_eval(b[18], b[19]))
+        stages, max_pools = split_at_pools(model)
+        (stem,), (*layers1, last1), (*layers2, last2), tail = map(folded, stages)
+        self.max_pools = [(p.channel_step, p.stride_w) for p in max_pools]
+        self.stem, self.block1, self.block2 = stem, nn.Sequential(*layers1), nn.Sequential(*layers2)
+        self.tail = nn.Sequential(*tail)
 
         (step1, _), (step2, _) = self.max_pools[1:]
         keep1, rest1 = self.channel_split(last1.out_channels, step1)
