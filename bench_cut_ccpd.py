@@ -13,8 +13,8 @@ import sys
 import tempfile
 import time
 
-from lprnet.ccpd import cut_ccpd, parse_size, run_jobs
-from lprnet.cli import str2bool
+from lprnet.ccpd import cut_ccpd, run_jobs
+from lprnet.cli import size_arg, str2bool
 from lprnet.image import list_images
 
 
@@ -22,7 +22,7 @@ def parse_opt(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ccpdpath", required=True, help="folder of CCPD photos")
     p.add_argument("--workers", default=f"1,{os.cpu_count()}", help="worker counts to time, comma-separated")
-    p.add_argument("--size", type=parse_size, default=(94, 24), help="crop size WIDTHxHEIGHT")
+    p.add_argument("--size", type=size_arg, default=(94, 24), help="crop size WIDTHxHEIGHT")
     p.add_argument("--warp", type=str2bool, nargs="?", const=True, default=False, help="time the --warp crop")
     return p.parse_args(argv)
 

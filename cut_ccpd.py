@@ -11,8 +11,8 @@ be used are listed with their reason in `skipped.tsv`.
 import argparse
 import sys
 
-from lprnet.ccpd import ManifestError, cut_ccpd, parse_size
-from lprnet.cli import str2bool
+from lprnet.ccpd import ManifestError, cut_ccpd
+from lprnet.cli import size_arg, str2bool
 
 
 def parse_opt(argv=None):
@@ -20,7 +20,7 @@ def parse_opt(argv=None):
     p.add_argument("--ccpdpath", required=True, help="CCPD folder, walked recursively (or the CCPD root with "
                    "--split_file)")
     p.add_argument("--savepath", required=True, help="folder for the crops, manifest.tsv and skipped.tsv")
-    p.add_argument("--size", type=parse_size, default=(94, 24), help="crop size WIDTHxHEIGHT (default 94x24)")
+    p.add_argument("--size", type=size_arg, default=(94, 24), help="crop size WIDTHxHEIGHT (default 94x24)")
     p.add_argument("--workers", type=int, default=0, help="processes (0: every core)")
     p.add_argument("--split_file", default="", help="a CCPD split list (paths relative to --ccpdpath) "
                    "instead of walking the folder")

@@ -12,8 +12,6 @@ path) to its crop's name and is written before any crop is, so a re-run resumes 
 stopped and a plate seen again keeps its `_1`, `_2` ... suffix. Two runs must not share a save
 folder at the same time.
 """
-import argparse
-import multiprocessing
 import os
 import re
 import signal
@@ -28,6 +26,7 @@ from tqdm import tqdm
 from .ccpd_tables import indices_to_plate
 from .charset import LabelError, check_plate
 from .image import ImageError, list_images, read_image, write_atomic, write_image
+from .pool import clean_process_pool
 from .preprocess import INPUT_H, INPUT_W, resize_plate
 
 MANIFEST, SKIPPED = "manifest.tsv", "skipped.tsv"
@@ -67,14 +66,6 @@ class BoxOutsideError(ValueError):
 
 class ManifestError(ValueError):
     """The save folder was made with other settings."""
-
-
-def parse_size(text):
-    """'94x24' -> (94, 24); for argparse."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 94x24, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
 
 
 def parse_ccpd_name(path):
@@ -224,14 +215,8 @@ def run_jobs(jobs, workers):
     if workers == 1:
         yield from map(_cut_job, jobs)
         return
-    # Not plain fork: a fork of a process with threads running (OpenCV's pool, tqdm's monitor) can
-    # inherit a held lock and hang. A forkserver forks from a clean single-threaded process.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload([__name__])
     chunk = max(1, min(64, len(jobs) // (workers * 16)))
-    with context.Pool(workers, initializer=_init_worker) as pool:
+    with clean_process_pool(workers, _init_worker, preload=[__name__]) as pool:
         yield from pool.imap_unordered(_cut_job, jobs, chunksize=chunk)
 
 

@@ -1,5 +1,6 @@
 """Flag helpers shared by the stage scripts."""
 import argparse
+import re
 
 
 def str2bool(value):
@@ -10,3 +11,22 @@ def str2bool(value):
     if v in ("false", "0", "no", "n", "off", "f"):
         return False
     raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+def parse_size(text, min_w=1, min_h=1):
+    """'94x24' -> (94, 24); ValueError naming the problem otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not m:
+        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 94x24")
+    w, h = int(m.group(1)), int(m.group(2))
+    if w < min_w or h < min_h:
+        raise ValueError(f"size {text!r} is too small (at least {min_w}x{min_h})")
+    return w, h
+
+
+def size_arg(text):
+    """parse_size as an argparse type, so the user sees its message rather than argparse's generic one."""
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -14,7 +14,6 @@ seed gives the same images however the work is split between processes.
     img, corners, info = synth.ccpd_scene(kind, text, rng)   # 720x1160 CCPD-style photo
 """
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass, fields, replace
@@ -25,7 +24,9 @@ from tqdm import tqdm
 
 from .ccpd_tables import plate_to_indices
 from .charset import PROVINCES
+from .cli import parse_size
 from .image import ImageError, write_atomic, write_image
+from .pool import clean_process_pool
 from .preprocess import INPUT_H, INPUT_W, resize_plate
 from .synth_fonts import FontError, GlyphBank, find_fonts
 from .synth_text import KINDS, TextStyle, draw, kind_probs, parse_weights, pick_kind, random_plate, style_from_spec
@@ -511,17 +512,6 @@ def ccpd_filename(text, quad, image_size, tilt=(90, 90), brightness=128, blur=0)
 BOXES_HEADER = "file\tbbox x1&y1_x2&y2\tcorners (CCPD order: bottom-right, bottom-left, top-left, top-right)\n"
 
 
-def parse_size(text):
-    """'94x24' -> (94, 24)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 94x24") from None
-    if w < 8 or h < 4:
-        raise ValueError(f"size {text!r} is too small")
-    return w, h
-
-
 def plan_plates(num, seed, types="blue,green,yellow", style=None):
     """[(kind, text)] for images 0..num-1, each drawn from its own (seed, index, 0) generator."""
     style = style or TextStyle()
@@ -605,7 +595,7 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
         raise ValueError("choose one of --context and --ccpd")
     style = style_from_spec(provinces)
     config = {"font_cn": font_cn, "font_en": font_en, "effects": effects_from_spec(strength, effects),
-              "seed": seed, "size": parse_size(size), "savepath": savepath, "quality": quality,
+              "seed": seed, "size": parse_size(size, 8, 4), "savepath": savepath, "quality": quality,
               "mode": "ccpd" if ccpd else "context" if context else "crop"}
     synth = PlateSynth(font_cn, font_en, config["effects"])  # font problems surface here, before any worker
     plan = plan_plates(num, seed, types, style)
@@ -614,13 +604,7 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
     start, written, skipped, boxes = time.time(), 0, 0, []
     bar = tqdm(total=num, desc=f"rendering {config['mode']} plates", unit="img")
     if workers > 1:
-        # not plain fork: a forked child can inherit OpenCV's thread pool mid-state and hang in it
-        # (seen in cv2.setNumThreads); a forkserver forks from a clean process, as lprnet.ccpd does
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        mp = multiprocessing.get_context(method)
-        if method == "forkserver":
-            mp.set_forkserver_preload([__name__])
-        pool = mp.Pool(workers, _init_worker, (config,))
+        pool = clean_process_pool(workers, _init_worker, (config,), preload=[__name__])
         results = pool.imap(_render_job, jobs, chunksize=32)
     else:
         pool = None
