@@ -20,8 +20,8 @@ import numpy as np
 from .charset import LabelError, check_plate, label_from_filename
 from .engines import EngineError
 from .evaluate import Score
-from .image import IMAGE_EXTENSIONS, ImageError, list_images, read_image, write_atomic, write_image
-from .preprocess import INPUT_W, greedy_decode, resize_plate, to_input
+from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
+from .preprocess import INPUT_W, greedy_decode, read_plates, to_input
 
 VIS_WIDTH = 4 * INPUT_W  # narrower images are enlarged to this width for --save_vis
 FONT_PREFERENCE = ("wqy-zenhei", "wqy-microhei", "notosanscjk-regular", "notosanscjk", "notosanssc",
@@ -78,16 +78,11 @@ def plate_label(path):
 def read_batch(paths, keep_images=False):
     """Results (read errors filled in), uint8 plates of the readable images, and those images if kept."""
     results, plates, images = [], [], []
-    for path in paths:
-        result = Result(path, label=plate_label(path))
-        try:
-            img = read_image(path)
-        except ImageError as e:
-            result.error = str(e)
-        else:
-            plates.append(resize_plate(img))
+    for path, img, plate, error in read_plates(paths):
+        results.append(Result(path, label=plate_label(path), error=error))
+        if plate is not None:
+            plates.append(plate)
             images.append(img if keep_images else None)
-        results.append(result)
     return results, plates, images
 
 

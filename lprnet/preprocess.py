@@ -48,18 +48,30 @@ def greedy_decode(logits):
     return texts
 
 
+def read_plates(paths):
+    """(path, image as read, 94x24 uint8 plate, error) for each path; the image and plate are None and the
+    error says why where a file cannot be read."""
+    from .image import ImageError, read_image
+    for path in paths:
+        try:
+            img = read_image(path)
+        except ImageError as e:
+            yield path, None, None, str(e)
+        else:
+            yield path, img, resize_plate(img), None
+
+
 def load_plates(paths, log=print):
     """Read and resize every image; unreadable ones are reported one line each and skipped.
 
     Returns (paths read, uint8 plates [N, 24, 94, 3], number skipped).
     """
-    from .image import ImageError, read_image
     kept, plates = [], []
-    for path in paths:
-        try:
-            plates.append(resize_plate(read_image(path)))
-            kept.append(path)
-        except ImageError as e:
-            log(f"skipped {path}: {e}")
+    for path, _, plate, error in read_plates(paths):
+        if error:
+            log(f"skipped {path}: {error}")
+            continue
+        kept.append(path)
+        plates.append(plate)
     array = np.stack(plates) if plates else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8)
     return kept, array, len(paths) - len(kept)
