@@ -1,0 +1,39 @@
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lprnet.cli import parse_size, size_arg, str2bool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("text,expected", [("True", True), ("false", False), ("1", True), ("off", False)])
+def test_str2bool_reads_the_spellings_users_type(text, expected):
+    assert str2bool(text) is expected
+
+
+def test_str2bool_refuses_anything_else():
+    with pytest.raises(argparse.ArgumentTypeError, match="expected True or False, got 'maybe'"):
+        str2bool("maybe")
+
+
+def test_parse_size():
+    assert parse_size("94x24") == (94, 24)
+    assert parse_size(" 188 X 48 ") == (188, 48)
+    with pytest.raises(ValueError, match="not WIDTHxHEIGHT"):
+        parse_size("94*24")
+    with pytest.raises(ValueError, match=r"too small \(at least 8x4\)"):
+        parse_size("7x24", 8, 4)
+
+
+def test_a_bad_size_flag_is_one_line_naming_the_problem():
+    run = subprocess.run([sys.executable, str(ROOT / "cut_ccpd.py"), "--ccpdpath", ".", "--savepath", "x",
+                          "--size", "94"], capture_output=True, text=True, encoding="utf-8", cwd=ROOT, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].endswith("argument --size: size '94' is not WIDTHxHEIGHT, e.g. 94x24")
+    assert "Traceback" not in run.stderr
+    with pytest.raises(argparse.ArgumentTypeError):
+        size_arg("0x")
