@@ -10,6 +10,7 @@ OUT=runs/shipped
 
 python gen_plates.py --num 9000 --savepath "$OUT/synth" --types blue=6,green=2,yellow=2 --context --seed 7 --workers 2
 python gen_plates.py --num 8000 --savepath "$OUT/synth2" --types blue=6,green=2,yellow=2 --seed 8 --workers 2
+python gen_plates.py --num 14000 --savepath "$OUT/synth3" --types blue=4,green=3,yellow=3 --context --seed 9 --workers 2
 # stage 1: 6 epochs, one-cycle lr peaking at 2e-3
 python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,$OUT/synth" \
     --test_img_dirs "$DATA/plates/val" --max_epoch 6 --batch_size 64 --lr 2e-3 --seed 0 --save_folder "$OUT/weights"
@@ -17,8 +18,12 @@ python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,
 python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,$OUT/synth,$OUT/synth2" \
     --test_img_dirs "$DATA/plates/val" --pretrained_model "$OUT/weights/last.pth" --resume_epoch 6 --max_epoch 9 \
     --batch_size 64 --lr 1e-3 --seed 1 --save_folder "$OUT/weights2"
+# stage 3: 8 more epochs on fresh generated plates with surroundings (more green and yellow), peak 1e-3
+python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,$OUT/synth3,$OUT/synth2" \
+    --test_img_dirs "$DATA/plates/val" --pretrained_model "$OUT/weights2/last.pth" --resume_epoch 9 --max_epoch 17 \
+    --batch_size 64 --lr 1e-3 --seed 2 --save_folder "$OUT/weights3"
 # ship the last epoch (not the best one on val: val only watches), weights only
 python -c "import sys; from lprnet.model import strip_checkpoint; strip_checkpoint(*sys.argv[1:])" \
-    "$OUT/weights2/last.pth" model/lprnet.pth
+    "$OUT/weights3/last.pth" model/lprnet.pth
 python test.py --model model/lprnet.pth --imgpath "$DATA/plates/val" --export_onnx True --dynamic True \
     --onnx_path model/LPRNet.onnx
