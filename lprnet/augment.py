@@ -17,6 +17,10 @@ OUT_RECT = np.float32([[0, 0], [INPUT_W, 0], [INPUT_W, INPUT_H], [0, INPUT_H]])
 @dataclass
 class Framing:
     margin: tuple = (-0.03, 0.25)  # each side moves out by this fraction of the box size
+    # the chance that the sides stay near the box instead, so a shift cuts into the plate as a detector's
+    # shifted box does (with wide margins a shifted window still holds the whole plate)
+    near: float = 0.25
+    near_margin: tuple = (-0.03, 0.04)
     shift: float = 0.10            # window centre moves by up to this fraction of width/height
     rotate: float = 8.0            # degrees
     skew: float = 0.04             # corner jitter, fraction of the box size
@@ -25,7 +29,7 @@ class Framing:
 
 # Plates that come as bare crops (no surroundings known) get a gentler framing: a loose window
 # would only stretch replicated border pixels.
-TIGHT_FRAMING = Framing(margin=(-0.04, 0.06), shift=0.03, rotate=4.0, skew=0.03, rectify=0.0)
+TIGHT_FRAMING = Framing(margin=(-0.04, 0.06), near=0.0, shift=0.03, rotate=4.0, skew=0.03, rectify=0.0)
 CONTEXT_FRAMING = Framing()
 
 
@@ -78,7 +82,8 @@ def make_window(base, margins=(0, 0, 0, 0), shift=(0, 0), angle=0.0, skew=None):
 def frame_window(quad, rng, f):
     """A random crop window (4 corners, image coordinates) around the plate corners `quad`."""
     base = quad if rng.random() < f.rectify else bounding_corners(quad)
-    return make_window(base, rng.uniform(*f.margin, size=4), rng.uniform(-f.shift, f.shift, size=2),
+    margin = f.near_margin if f.near and rng.random() < f.near else f.margin
+    return make_window(base, rng.uniform(*margin, size=4), rng.uniform(-f.shift, f.shift, size=2),
                        rng.uniform(-f.rotate, f.rotate), rng.uniform(-f.skew, f.skew, size=(4, 2)))
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 import bench_framing
-from lprnet.augment import make_window, warp_window
+from lprnet.augment import Framing, frame_window, make_window, warp_window
 from lprnet.dataset import Sample
 from lprnet.framing import VARIANTS, crops
 from tests.conftest import shared_path
@@ -46,3 +46,21 @@ def test_benchmark_command_on_a_handful_of_real_plates(reference_checkpoint, cap
     assert [r.split("|")[1].strip() for r in rows[2:]] == list(VARIANTS)
     accuracies = [float(r.split("|")[2].strip().rstrip("%")) for r in rows[2:]]
     assert all(0 <= a <= 100 for a in accuracies) and accuracies[0] >= 75  # LPRNet_Pytorch reads tight crops
+
+
+def test_training_windows_sometimes_stay_near_the_box_so_shifts_cut_into_the_plate():
+    box = np.float32([[0, 0], [100, 0], [100, 20], [0, 20]])
+    still = dict(shift=0.0, rotate=0.0, skew=0.0, rectify=0.0)
+
+    def side_margins(framing, n=400):
+        rng = np.random.default_rng(0)
+        w = np.stack([frame_window(box, rng, framing) for _ in range(n)])
+        return np.stack([-w[:, 0, 0] / 100, w[:, 1, 0] / 100 - 1], axis=1)  # left, right, as fractions
+
+    near = side_margins(Framing(near=1.0, **still))
+    assert near.min() >= -0.03 - 1e-6 and near.max() <= 0.04 + 1e-6
+    wide = side_margins(Framing(near=0.0, **still))
+    assert wide.max() > 0.2
+    mixed = side_margins(Framing(near=0.25, **still))
+    share_near = np.mean(mixed.max(axis=1) <= 0.04)
+    assert 0.2 < share_near < 0.35  # the near windows plus the few wide ones that happen to be narrow
