@@ -10,7 +10,6 @@ engines (so a busy machine slows them alike), median per round. `vs ORT` is the 
 fp32 (lean) at the same batch size. Accuracy: exact-match plates of the whole --imgpath read at that batch size.
 """
 import argparse
-import contextlib
 import os
 import platform
 import sys
@@ -19,15 +18,13 @@ import time
 
 import numpy as np
 
-from lprnet.charset import LabelError, check_plate, label_from_filename
 from lprnet.cli import str2bool
 from lprnet.device import cpu_description
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
-from lprnet.evaluate import Score
+from lprnet.evaluate import Score, labelled_images, read_texts
 from lprnet.export import export_to_onnx
-from lprnet.image import list_images
 from lprnet.model import CheckpointError, load_model
-from lprnet.preprocess import greedy_decode, load_plates, to_input
+from lprnet.preprocess import load_plates, to_input
 from lprnet.quantize import QuantizeError, calibration_plates, quantize_to_onnx
 
 SETTLE_S = 0.05  # between engines: the last one's idle threads stop spinning (ORT, OpenMP) and leave the cores
@@ -61,12 +58,10 @@ def versions():
 
 def labelled_plates(imgpath):
     """uint8 plates [N,24,94,3] and their labels; files without a plate name or unreadable are skipped."""
-    labels = {}
-    for path in list_images(imgpath):
-        with contextlib.suppress(LabelError):
-            labels[path] = check_plate(label_from_filename(path))
-    read, plates, _ = load_plates(list(labels))
-    return plates, [labels[p] for p in read]
+    paths, labels, _ = labelled_images(imgpath, log=lambda line: None)
+    read, plates, _ = load_plates(paths)
+    truth = dict(zip(paths, labels))
+    return plates, [truth[p] for p in read]
 
 
 def open_engines(names, model, workdir, batch_sizes, calib_dir, calib_count, threads, spin, log):
@@ -102,9 +97,8 @@ def open_engines(names, model, workdir, batch_sizes, calib_dir, calib_count, thr
 
 def score(engine, plates, labels, batch):
     result = Score()
-    for start in range(0, len(plates), batch):
-        for i, text in enumerate(greedy_decode(engine(to_input(plates[start:start + batch]))), start):
-            result.add(str(i), labels[i], text)
+    for i, text in enumerate(read_texts(engine, plates, batch)):
+        result.add(str(i), labels[i], text)
     return result
 
 

@@ -9,14 +9,12 @@ import os
 import sys
 import time
 
-from lprnet.charset import LabelError, check_plate, label_from_filename
 from lprnet.cli import str2bool
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
-from lprnet.evaluate import Score
+from lprnet.evaluate import Score, labelled_images, read_texts
 from lprnet.export import export_to_onnx
-from lprnet.image import list_images
 from lprnet.model import CheckpointError
-from lprnet.preprocess import greedy_decode, load_plates, to_input
+from lprnet.preprocess import load_plates
 
 
 def parse_opt(argv=None):
@@ -38,29 +36,9 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def labelled_images(imgpath):
-    """(paths, labels, skipped): images whose file name is a plate this model can read."""
-    paths, labels, skipped = [], [], 0
-    for path in list_images(imgpath):
-        try:
-            labels.append(check_plate(label_from_filename(path)))
-            paths.append(path)
-        except LabelError as e:
-            print(f"skipped {path}: label {e}")
-            skipped += 1
-    return paths, labels, skipped
-
-
-def predict(engine, plates, batch_size):
-    texts = []
-    for start in range(0, len(plates), batch_size):
-        texts += greedy_decode(engine(to_input(plates[start:start + batch_size])))
-    return texts
-
-
 def check_onnx_parity(onnx_path, plates, expected, batch_size):
     engine = OrtEngine(onnx_path)
-    got = predict(engine, plates, batch_size)
+    got = read_texts(engine, plates, batch_size)
     differ = sum(a != b for a, b in zip(got, expected))
     batch = engine.fixed_batch or "dynamic"
     if differ:
@@ -76,7 +54,7 @@ def export_int8(model, onnx_path, plates, expected, labels, batch_size, calib_di
     try:
         calibration = calibration_plates(calib_dir, calib_count)
         quantize_to_onnx(model, path, calibration, dynamic=dynamic)
-        got = predict(OrtEngine(path), plates, batch_size)
+        got = read_texts(OrtEngine(path), plates, batch_size)
     except (QuantizeError, EngineError) as e:
         sys.exit(f"error: {e}")
     score, reference = Score(), Score()
@@ -105,7 +83,7 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     read, plates, unreadable = load_plates(paths)
     truth = dict(zip(paths, labels))
     t0 = time.time()
-    texts = predict(engine, plates, batch_size)
+    texts = read_texts(engine, plates, batch_size)
     seconds = time.time() - t0
 
     score = Score()

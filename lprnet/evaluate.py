@@ -3,7 +3,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .preprocess import greedy_decode
+from .charset import LabelError, check_plate, label_from_filename
+from .image import list_images
+from .preprocess import greedy_decode, to_input
 
 
 @dataclass
@@ -33,6 +35,28 @@ class Score:
 
     def summary(self):
         return f"accuracy={100 * self.accuracy:.2f}% ({self.correct}/{self.total})"
+
+
+def labelled_images(imgpath, log=print):
+    """(paths, labels, skipped): the images under `imgpath` whose file name is a plate this model can read; the
+    others are reported one line each."""
+    paths, labels, skipped = [], [], 0
+    for path in list_images(imgpath):
+        try:
+            labels.append(check_plate(label_from_filename(path)))
+            paths.append(path)
+        except LabelError as e:
+            log(f"skipped {path}: label {e}")
+            skipped += 1
+    return paths, labels, skipped
+
+
+def read_texts(engine, plates, batch_size):
+    """What `engine` (model input -> logits) reads on uint8 `plates` [N, 24, 94, 3], batch_size plates a call."""
+    texts = []
+    for start in range(0, len(plates), batch_size):
+        texts += greedy_decode(engine(to_input(plates[start:start + batch_size])))
+    return texts
 
 
 def torch_logits(model, x, device, amp="off", channels_last=True):

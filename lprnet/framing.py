@@ -6,7 +6,7 @@ variant draws its window from a generator seeded by the plate's index, so every 
 import numpy as np
 
 from .augment import bounding_corners, make_window, tight_crop, warp_window
-from .preprocess import greedy_decode, to_input
+from .evaluate import read_texts
 
 
 def _tight(img, quad, rng):
@@ -45,10 +45,7 @@ def crops(samples, variant, seed=0):
 
 
 def accuracy(engine, samples, variant, batch_size=256, seed=0):
-    plates = crops(samples, variant, seed)
-    texts = []
-    for start in range(0, len(plates), batch_size):
-        texts += greedy_decode(engine(to_input(plates[start:start + batch_size])))
+    texts = read_texts(engine, crops(samples, variant, seed), batch_size)
     return float(np.mean([t == s.text for t, s in zip(texts, samples)])) if samples else 0.0
 
 
