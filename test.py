@@ -47,8 +47,10 @@ def check_onnx_parity(onnx_path, plates, expected, batch_size):
           f"ONNX Runtime agrees with torch on all {len(expected)} plates")
 
 
-def export_int8(model, onnx_path, plates, expected, labels, batch_size, calib_dir, calib_count, dynamic):
-    """Quantise, then score the int8 model on the same plates as torch (`expected`: torch's readings)."""
+def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batch_size, calib_dir, calib_count,
+                dynamic):
+    """Quantise, then score the int8 model on the same plates as torch (`expected`, `torch_accuracy`: torch's
+    readings and their accuracy)."""
     from lprnet.quantize import QuantizeError, calibration_plates, int8_path_for, quantize_to_onnx
     path = int8_path_for(onnx_path)
     try:
@@ -57,13 +59,12 @@ def export_int8(model, onnx_path, plates, expected, labels, batch_size, calib_di
         got = read_texts(OrtEngine(path), plates, batch_size)
     except (QuantizeError, EngineError) as e:
         sys.exit(f"error: {e}")
-    score, reference = Score(), Score()
-    for i, (want, text, torch_text) in enumerate(zip(labels, got, expected)):
+    score = Score()
+    for i, (want, text) in enumerate(zip(labels, got)):
         score.add(str(i), want, text)
-        reference.add(str(i), want, torch_text)
     differ = sum(a != b for a, b in zip(got, expected))
     print(f"exported {path} (int8, {os.path.getsize(path) / 1e6:.1f} MB, calibrated on {len(calibration)} crops "
-          f"from {calib_dir}): {score.summary()}, {100 * (score.accuracy - reference.accuracy):+.2f} points "
+          f"from {calib_dir}): {score.summary()}, {100 * (score.accuracy - torch_accuracy):+.2f} points "
           f"vs torch, {differ}/{len(expected)} plates read differently")
 
 
@@ -104,8 +105,8 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
         except EngineError as e:
             sys.exit(f"error: {e}")
         if int8:
-            export_int8(engine.model, onnx_path, plates, texts, [truth[p] for p in read], batch_size,
-                        calib_dir, calib_count, dynamic)
+            export_int8(engine.model, onnx_path, plates, texts, [truth[p] for p in read], score.accuracy,
+                        batch_size, calib_dir, calib_count, dynamic)
     print(score.summary())
     return score
 
