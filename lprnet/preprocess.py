@@ -68,7 +68,7 @@ def load_plates(paths, log=print):
     """
     kept, plates = [], []
     for path, _, plate, error in read_plates(paths):
-        if error:
+        if plate is None:
             log(f"skipped {path}: {error}")
             continue
         kept.append(path)

@@ -11,15 +11,12 @@ from lprnet.preprocess import greedy_decode, load_plates, to_input
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def read_demo_images(engine):
+def test_the_shipped_model_reads_every_demo_image_in_torch_and_onnx_alike():
     paths, plates, skipped = load_plates(list_images(str(ROOT / "imgs")))
     assert skipped == 0 and len(paths) == 12
-    return paths, engine(to_input(plates))
-
-
-def test_the_shipped_model_reads_every_demo_image_in_torch_and_onnx_alike():
-    paths, torch_logits = read_demo_images(TorchEngine(str(ROOT / "model" / "lprnet.pth"), device="cpu"))
-    _, ort_logits = read_demo_images(OrtEngine(str(ROOT / "model" / "LPRNet.onnx")))
+    x = to_input(plates)
+    torch_logits = TorchEngine(str(ROOT / "model" / "lprnet.pth"), device="cpu")(x)
+    ort_logits = OrtEngine(str(ROOT / "model" / "LPRNet.onnx"))(x)
     labels = [label_from_filename(p) for p in paths]
     assert greedy_decode(torch_logits) == labels
     assert greedy_decode(ort_logits) == labels
