@@ -8,6 +8,8 @@ export and on the lean export (lprnet/export.py), ONNX Runtime int8 (lprnet/quan
 (a preprocessed batch to logits) at each batch size: warm-up, then --reps rounds that take turns between the
 engines (so a busy machine slows them alike), median per round. `vs ORT` is the speed ratio to ONNX Runtime
 fp32 (lean) at the same batch size. Accuracy: exact-match plates of the whole --imgpath read at that batch size.
+The `compute` line gives the model's GFLOP per plate and this machine's matmul rate in fp32 and bf16: how
+far the engines are from what the cores can do.
 """
 import argparse
 import os
@@ -19,12 +21,12 @@ import time
 import numpy as np
 
 from lprnet.cli import str2bool
-from lprnet.device import cpu_description
+from lprnet.device import configure_cpu, cpu_description
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
 from lprnet.evaluate import Score, labelled_images, read_texts
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError, load_model
-from lprnet.preprocess import load_plates, to_input
+from lprnet.preprocess import INPUT_H, INPUT_W, load_plates, to_input
 from lprnet.quantize import QuantizeError, calibration_plates, quantize_to_onnx
 
 SETTLE_S = 0.05  # between engines: the last one's idle threads stop spinning (ORT, OpenMP) and leave the cores
@@ -95,6 +97,45 @@ def open_engines(names, model, workdir, batch_sizes, calib_dir, calib_count, thr
     return engines
 
 
+def gflop_per_plate(net):
+    """Arithmetic of one plate: 2 x the multiply-adds of every convolution (the rest is negligible)."""
+    import torch
+    macs = []
+
+    def count(conv, inputs, output):
+        macs.append(output.numel() * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1])
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, INPUT_H, INPUT_W))
+    for h in hooks:
+        h.remove()
+    return 2 * sum(macs) / 1e9
+
+
+def matmul_gflops(dtype_name, n=2048, rounds=5):
+    """GFLOP/s of a large square matmul in torch on the configured threads: the rate this machine's cores
+    reach on the best-tuned kernel torch has, a yardstick for how close to the hardware an engine runs."""
+    import torch
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / min(times) / 1e9
+
+
+def compute_rates(net, threads, n=2048):
+    """One line: the matmul rate in fp32 and bf16, and what each rate comes to in plates/s for this model."""
+    configure_cpu(threads)
+    per_plate = gflop_per_plate(net)
+    rates = [(name, matmul_gflops(name, n)) for name in ("float32", "bfloat16")]
+    return (f"compute: LPRNet is {per_plate:.3f} GFLOP per plate; a {n}x{n} matmul runs at "
+            + ", ".join(f"{g:.0f} GFLOP/s in {name} (= {g / per_plate:.0f} plates/s)" for name, g in rates))
+
+
 def score(engine, plates, labels, batch):
     result = Score()
     for i, text in enumerate(read_texts(engine, plates, batch)):
@@ -157,6 +198,7 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
     except (CheckpointError, EngineError, QuantizeError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     used = threads or os.cpu_count()
+    log(compute_rates(load_model(model)[0], threads))
     log(f"CPU: {cpu_description()}, {os.cpu_count()} cores, {used} threads | {versions()}")
     log(f"{len(labels)} labelled plates from {imgpath}; median of {reps} interleaved rounds")
     log(markdown_table(rows))

@@ -12,23 +12,30 @@ python gen_plates.py --num 9000 --savepath "$OUT/synth" --types blue=6,green=2,y
 python gen_plates.py --num 8000 --savepath "$OUT/synth2" --types blue=6,green=2,yellow=2 --seed 8 --workers 2
 python gen_plates.py --num 14000 --savepath "$OUT/synth3" --types blue=4,green=3,yellow=3 --context --seed 9 --workers 2
 python gen_plates.py --num 10000 --savepath "$OUT/synth4" --types blue=4,green=4,yellow=3 --context --seed 10 --workers 2
-# stage 1: 6 epochs, one-cycle lr peaking at 2e-3
-python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,$OUT/synth" \
-    --test_img_dirs "$DATA/plates/val" --max_epoch 6 --batch_size 64 --lr 2e-3 --seed 0 --save_folder "$OUT/weights"
-# stage 2: 3 more epochs with more generated plates (provinces), a fresh one-cycle peaking at 1e-3
-python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,$OUT/synth,$OUT/synth2" \
-    --test_img_dirs "$DATA/plates/val" --pretrained_model "$OUT/weights/last.pth" --resume_epoch 6 --max_epoch 9 \
-    --batch_size 64 --lr 1e-3 --seed 1 --save_folder "$OUT/weights2"
-# stage 3: 8 more epochs on fresh generated plates with surroundings (more green and yellow), peak 1e-3
-python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,$OUT/synth3,$OUT/synth2" \
-    --test_img_dirs "$DATA/plates/val" --pretrained_model "$OUT/weights2/last.pth" --resume_epoch 9 --max_epoch 17 \
-    --batch_size 64 --lr 1e-3 --seed 2 --save_folder "$OUT/weights3"
-# stage 4: 4 more epochs on real plates and fresh generated plates with surroundings, peak 5e-4
-python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train,$OUT/synth4" \
-    --test_img_dirs "$DATA/plates/val" --pretrained_model "$OUT/weights3/last.pth" --resume_epoch 17 --max_epoch 21 \
-    --batch_size 64 --lr 5e-4 --seed 3 --save_folder "$OUT/weights4"
+python gen_plates.py --num 16000 --savepath "$OUT/synth5" --types blue=4,green=4,yellow=3 --context --seed 12 --workers 2
+python gen_plates.py --num 12000 --savepath "$OUT/synth6" --types blue=3,green=5,yellow=3 --context --seed 13 --workers 2
+python gen_plates.py --num 8000 --savepath "$OUT/synth7" --types blue=3,green=4,yellow=3 --seed 14 --workers 2
+
+# stage N FIRST_EPOCH LAST_EPOCH PEAK_LR GENERATED_FOLDERS: one-cycle training on the real plates and the given
+# generated folders (under $OUT) into $OUT/weightsN, fine-tuning stage N-1's last epoch (stage 1 starts from scratch)
+stage() {
+    local n=$1 first=$2 last=$3 lr=$4 synth="" previous=() folder
+    for folder in ${5//,/ }; do synth="$synth,$OUT/$folder"; done
+    [ "$n" -gt 1 ] && previous=(--pretrained_model "$OUT/weights$((n - 1))/last.pth" --resume_epoch "$first")
+    python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train$synth" \
+        --test_img_dirs "$DATA/plates/val" "${previous[@]}" --max_epoch "$last" --batch_size 64 --lr "$lr" \
+        --seed $((n - 1)) --save_folder "$OUT/weights$n"
+}
+stage 1 0 6 2e-3 synth               # 6 epochs
+stage 2 6 9 1e-3 synth,synth2        # 3 more with more generated plates (provinces)
+stage 3 9 17 1e-3 synth3,synth2      # 8 more on fresh plates with surroundings (more green and yellow)
+stage 4 17 21 5e-4 synth4            # 4 more on fresh plates with surroundings
+stage 5 21 29 1e-3 synth5            # 8 more on fresh plates with surroundings
+stage 6 29 34 5e-4 synth6            # 5 more, green the most common
+stage 7 34 37 3e-4 synth7,synth6     # 3 more adding tight crops (a character at the crop's edge, like imgs/)
+
 # ship the last epoch (not the best one on val: val only watches), weights only
 python -c "import sys; from lprnet.model import strip_checkpoint; strip_checkpoint(*sys.argv[1:])" \
-    "$OUT/weights4/last.pth" model/lprnet.pth
+    "$OUT/weights7/last.pth" model/lprnet.pth
 python test.py --model model/lprnet.pth --imgpath "$DATA/plates/val" --export_onnx True --dynamic True \
     --onnx_path model/LPRNet.onnx

@@ -35,7 +35,9 @@ def test_bench_prints_one_row_per_engine_and_batch(setup):
     else:
         engines.append("migraphx")
     assert [(name, batch) for name, batch, *_ in rows] == [(n, b) for b in (1, 4) for n in engines]
-    machine, data, table = lines[-3], lines[-2], lines[-1].splitlines()
+    compute, machine, data, table = lines[-4], lines[-3], lines[-2], lines[-1].splitlines()
+    assert compute.startswith("compute: LPRNet is 0.289 GFLOP per plate; a 2048x2048 matmul runs at ")
+    assert "GFLOP/s in float32 (= " in compute and "GFLOP/s in bfloat16 (= " in compute
     assert machine.startswith("CPU: ") and "onnxruntime" in machine and "torch" in machine
     assert data.startswith(f"6 labelled plates from {val}")
     assert table[0] == "| engine | batch | ms/img | img/s | vs ORT | accuracy |" and len(table) == 2 + len(rows)

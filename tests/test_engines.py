@@ -189,3 +189,18 @@ def test_corrupt_cached_mxr_is_recompiled(mgx, onnx_models, tmp_path):
     engine = MIGraphXEngine(onnx_models["static1"], savepath=str(mxr), log=logs.append)
     assert "recompiling: cannot use" in logs[0] and mgx.calls["compile"] == 1
     assert engine.fixed_batch == 1 and mxr.read_bytes().startswith(mgx.MAGIC)
+
+
+def test_torch_engine_runs_lean_lprnet_with_lprnets_logits(model, batch7, tmp_path):
+    from lprnet.engines import TorchEngine
+    from lprnet.model import save_checkpoint
+    from lprnet.preprocess import greedy_decode
+    save_checkpoint(str(tmp_path / "m.pth"), model)
+    engine = TorchEngine(str(tmp_path / "m.pth"), device="cpu")
+    x = np.concatenate([batch7[0], batch7[0]])  # 14 plates: more than one CPU chunk
+    with torch.no_grad():
+        expected = model(torch.as_tensor(x)).numpy()
+    got = engine(x)
+    assert type(engine.lean).__name__ == "LeanLPRNet" and got.shape == expected.shape == (14, 68, 18)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+    assert greedy_decode(got) == greedy_decode(expected)
