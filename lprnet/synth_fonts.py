@@ -1,5 +1,5 @@
 """Fonts for the synthetic generator: found with fontconfig (or given), glyphs rendered once with PIL,
-stretched into the plate's character boxes and cached; 1, 6 and 9 reshaped the way the plate font draws them."""
+stretched into the plate's character boxes and cached; 1, 6, 9 and M reshaped the way the plate font draws them."""
 import os
 import subprocess
 from functools import cached_property
@@ -103,6 +103,20 @@ def plate_nine(zero):
     return out
 
 
+def plate_m(m, zero):
+    """The plate font's M: its two diagonals meet at the baseline, not halfway down as in sans fonts (whose M,
+    blurred to 94x24, reads as the plate's H). Drawn with the font's stroke, in the box of its M."""
+    h, w = m.shape
+    s = stroke_width(zero)
+    out = np.zeros((h, w), np.uint8)
+    for x in (s / 2, w - s / 2):
+        cv2.line(out, (round(x * 8), 0), (round(x * 8), (h - 1) * 8), 255, s, cv2.LINE_AA, 3)
+    for x in (s / 2, w - s / 2):
+        cv2.line(out, (round(x * 8), round(s / 2 * 8)), (round(w / 2 * 8), round((h - s / 2) * 8)), 255, s,
+                 cv2.LINE_AA, 3)
+    return out
+
+
 class GlyphBank:
     """Glyph masks of one font, rendered once large and cached per box size and stroke weight."""
 
@@ -140,6 +154,8 @@ class GlyphBank:
                 raise FontError(f"font {self.name} has no glyph for {char!r}")
             if char == "1":
                 mask = plain_one(mask)
+            elif char == "M":
+                mask = plate_m(mask, self.large("0"))
             elif char in "69":  # drawn in the plate font's shape
                 mask = plate_nine(self.large("0"))
                 mask = mask[::-1, ::-1].copy() if char == "6" else mask

@@ -222,3 +222,13 @@ def test_cut_ccpd_reads_generated_scenes(synth, tmp_path):
     crops = list_images(dst)
     assert sorted(label_from_filename(p) for p in crops) == sorted(t for _, t in plan_plates(3, 12, "blue,green"))
     assert all(read_image(p).shape == (24, 94, 3) for p in crops)
+
+
+def test_m_is_drawn_like_the_plate_font(synth):
+    """The plate's M has its diagonals meet at the baseline; a sans M's meet halfway, which reads as H."""
+    for bank in synth.en:
+        m = bank.large("M")
+        h, w = m.shape
+        centre = m[:, w // 2 - 1:w // 2 + 2].max(axis=1) > 127
+        assert centre[int(h * 0.9):].any(), bank.name   # ink at the bottom centre
+        assert not centre[int(h * 0.15):int(h * 0.4)].any(), bank.name  # open above the vertex
