@@ -66,14 +66,14 @@ def labelled_plates(imgpath):
     return plates, [truth[p] for p in read]
 
 
-def open_engines(names, model, workdir, batch_sizes, calib_dir, calib_count, threads, spin, log):
-    """{name: {batch: engine}}; an engine that cannot run here is reported and left out."""
+def open_engines(names, model, net, workdir, batch_sizes, calib_dir, calib_count, threads, spin, log):
+    """{name: {batch: engine}} for the checkpoint at `model` (loaded as `net`); an engine that cannot run here
+    is reported and left out."""
     engines = {}
     if "torch" in names:
         engines["torch"] = TorchEngine(model, "cpu", "off", threads)
     if "torch-bf16" in names:
         engines["torch-bf16"] = TorchEngine(model, "cpu", "bf16", threads)
-    net = load_model(model)[0]
     lean = export_to_onnx(net, os.path.join(workdir, "lean.onnx"), dynamic=True)
     if "ort-plain" in names:
         plain = export_to_onnx(net, os.path.join(workdir, "plain.onnx"), dynamic=True, lean=False)
@@ -187,7 +187,8 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
         if not labels:
             sys.exit(f"error: {imgpath}: no images named by a plate")
         with tempfile.TemporaryDirectory() as workdir:
-            opened = open_engines(names, model, workdir, sizes, calib_dir, calib_count, threads, spin, log)
+            net = load_model(model)[0]
+            opened = open_engines(names, model, net, workdir, sizes, calib_dir, calib_count, threads, spin, log)
             rows = []
             for b in sizes:
                 x = to_input(np.resize(plates, (b,) + plates.shape[1:]))  # the first b plates, repeated if fewer
@@ -198,7 +199,7 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
     except (CheckpointError, EngineError, QuantizeError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     used = threads or os.cpu_count()
-    log(compute_rates(load_model(model)[0], threads))
+    log(compute_rates(net, threads))
     log(f"CPU: {cpu_description()}, {os.cpu_count()} cores, {used} threads | {versions()}")
     log(f"{len(labels)} labelled plates from {imgpath}; median of {reps} interleaved rounds")
     log(markdown_table(rows))

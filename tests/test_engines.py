@@ -13,12 +13,15 @@ from lprnet.engines import (
     MIGraphXEngine,
     MIGraphXUnavailable,
     OrtEngine,
+    TorchEngine,
     check_lprnet_io,
     import_migraphx,
     mxr_path_for,
     ort_providers,
 )
-from lprnet.export import export_to_onnx
+from lprnet.export import LeanLPRNet, export_to_onnx
+from lprnet.model import save_checkpoint
+from lprnet.preprocess import greedy_decode
 from tests import migraphx_test_double
 from tests.test_model import trained_like
 
@@ -192,15 +195,12 @@ def test_corrupt_cached_mxr_is_recompiled(mgx, onnx_models, tmp_path):
 
 
 def test_torch_engine_runs_lean_lprnet_with_lprnets_logits(model, batch7, tmp_path):
-    from lprnet.engines import TorchEngine
-    from lprnet.model import save_checkpoint
-    from lprnet.preprocess import greedy_decode
     save_checkpoint(str(tmp_path / "m.pth"), model)
     engine = TorchEngine(str(tmp_path / "m.pth"), device="cpu")
     x = np.concatenate([batch7[0], batch7[0]])  # 14 plates: more than one CPU chunk
     with torch.no_grad():
         expected = model(torch.as_tensor(x)).numpy()
     got = engine(x)
-    assert type(engine.lean).__name__ == "LeanLPRNet" and got.shape == expected.shape == (14, 68, 18)
+    assert isinstance(engine.lean, LeanLPRNet) and got.shape == expected.shape == (14, 68, 18)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
     assert greedy_decode(got) == greedy_decode(expected)
