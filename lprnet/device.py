@@ -1,9 +1,12 @@
 """Device, precision and thread choices shared by training and torch inference."""
 import contextlib
+import ctypes
 import os
 import platform
 
 import torch
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
 def select_device(name="auto"):
@@ -54,9 +57,21 @@ def autocast(device, amp):
     return contextlib.nullcontext()
 
 
+def keep_freed_memory():
+    """Ask glibc to keep freed memory for reuse. By default it hands blocks over ~32 MB (a training batch's
+    activations) back to the OS on free, and every step then page-faults them in again: training ran ~15%
+    slower. No-op where the C library is not glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
+
+
 def configure_cpu(threads=0):
-    """Flush denormals (a third of some published weights are denormal: ~10x slower) and set threads."""
+    """Flush denormals (a third of some published weights are denormal: ~10x slower), keep freed memory,
+    set threads."""
     torch.set_flush_denormal(True)
+    keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     elif os.cpu_count():

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lprnet.model import CheckpointError, LPRNet, MaxPoolSubsample, load_model
+from lprnet.model import CheckpointError, Dropout, LPRNet, MaxPoolSubsample, load_model
 
 
 def original_forward(model, x):
@@ -45,6 +45,27 @@ def test_2d_pooling_equals_maxpool3d():
     for step, stride_w in ((1, 1), (2, 2), (4, 2)):
         ref = nn.MaxPool3d((1, 3, 3), (step, 1, stride_w))(x)
         assert torch.equal(MaxPoolSubsample(step, stride_w)(x), ref)
+        channels_last = x.contiguous(memory_format=torch.channels_last)
+        assert torch.equal(MaxPoolSubsample(step, stride_w)(channels_last), ref)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dropout_keeps_half_scaled_and_is_seeded(channels_last):
+    x = torch.rand(8, 64, 16, 18) + 0.5
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    drop = Dropout(0.5).train()
+    torch.manual_seed(3)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.5) < 0.01
+    assert torch.allclose(y[kept], 2 * x[kept])
+    for dim in (1, 2, 3):  # no pattern along any axis (a wrong layout view would repeat the mask)
+        assert not torch.equal(kept.narrow(dim, 0, 1), kept.narrow(dim, 1, 1))
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y)
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
 
 
 def test_single_plate_output_equals_lprnet_pytorch():
