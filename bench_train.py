@@ -10,7 +10,7 @@ import time
 import torch
 
 from lprnet.dataset import PlateDataset, collate, load_samples
-from lprnet.device import configure_cpu, cpu_description, cpu_has_fast_bf16
+from lprnet.device import configure_cpu, cpu_description, cpu_has_fast_bf16, resolve_workers
 from lprnet.model import LPRNet
 from lprnet.training import make_optimizer, train_step
 
@@ -22,7 +22,7 @@ def parse_opt(argv=None):
     p.add_argument("--imgdir", default="data/train")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--steps", type=int, default=20, help="timed steps per configuration (after 3 warm-up steps)")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=-1, help="data-loading processes (-1: as train.py, none on CPU)")
     p.add_argument("--threads", type=int, default=0)
     return p.parse_args(argv)
 
@@ -49,8 +49,9 @@ def measure(samples, batch_size, steps, workers, amp, channels_last):
     return steps * batch_size / (time.time() - t0)
 
 
-def run(imgdir, batch_size=64, steps=20, workers=1, threads=0):
+def run(imgdir, batch_size=64, steps=20, workers=-1, threads=0):
     configure_cpu(threads)
+    workers = resolve_workers(workers, torch.device("cpu"))
     samples, _ = load_samples(imgdir)
     print(f"machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, fast bf16: {cpu_has_fast_bf16()}")

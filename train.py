@@ -23,7 +23,8 @@ def parse_opt(argv=None):
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
     p.add_argument("--save_folder", default="weights", help="where last.pth, best.pth, log.csv, log.png go")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--workers", type=int, default=1, help="data-loading processes")
+    p.add_argument("--workers", type=int, default=-1,
+                   help="data-loading processes (-1: none on CPU, where they slow training; up to 4 on a GPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_augment", action="store_true", help="train on the plain crops")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],

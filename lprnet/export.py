@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .image import write_atomic
-from .model import LPRNet, MaxPoolSubsample, SmallBasicBlock
+from .model import LPRNet, MaxPoolSubsample, SmallBasicBlock, channel_split
 from .preprocess import INPUT_H, INPUT_W
 
 OPSET = 13  # per-channel int8 (DequantizeLinear axis) needs 13; ONNX Runtime, MIGraphX and TensorRT all read it
@@ -94,8 +94,8 @@ class LeanLPRNet(nn.Module):
         self.tail = nn.Sequential(*tail)
 
         (step1, _), (step2, _) = self.max_pools[1:]
-        keep1, rest1 = self.channel_split(last1.out_channels, step1)
-        keep2, rest2 = self.channel_split(last2.out_channels, step2)
+        keep1, rest1 = channel_split(last1.out_channels, step1)
+        keep2, rest2 = channel_split(last2.out_channels, step2)
         self.keep1, self.rest1 = conv_with_outputs(last1, keep1), conv_with_outputs(last1, rest1)
         self.keep2, self.rest2 = conv_with_outputs(last2, keep2), conv_with_outputs(last2, rest2)
 
@@ -128,11 +128,6 @@ class LeanLPRNet(nn.Module):
             self.head.weight.copy_(container.weight[:, order])
             self.head.bias.copy_(container.bias)
         self.eval()
-
-    @staticmethod
-    def channel_split(channels, step):
-        keep = list(range(0, channels, step))
-        return keep, [c for c in range(channels) if c % step]
 
     def channel_links(self):
         """(conv, the convs reading its ReLU output, where its channels start in the context or None) for every

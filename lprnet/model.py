@@ -12,6 +12,7 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.modules.utils import _pair
 
 from .charset import NUM_CLASSES
 from .image import write_atomic
@@ -71,7 +72,7 @@ class Dropout(nn.Dropout):
             keep = keep.view(b, h, w, c).permute(0, 3, 1, 2)
         else:
             keep = keep.view(x.shape)
-        return x * keep * (256 / (256 - drop))
+        return x * keep.to(x.dtype).mul_(256 / (256 - drop))  # one multiply forward and backward
 
 
 class LPRNet(nn.Module):
@@ -95,23 +96,85 @@ class LPRNet(nn.Module):
         add(Dropout(dropout), nn.Conv2d(256, num_classes, kernel_size=(13, 1)),
             nn.BatchNorm2d(num_classes), nn.ReLU(), tap=True)
         self.backbone = nn.Sequential(*layers)
+        # blocks whose BatchNorm + ReLU output is tapped, then max pooled keeping every n-th channel
+        self.split_blocks = [i for i, m in enumerate(layers[:-3]) if isinstance(m, SmallBasicBlock)
+                             and i + 2 in self.taps and isinstance(layers[i + 3], MaxPoolSubsample)
+                             and layers[i + 3].channel_step > 1]
         # the taps pooled to the 4x18 grid of the last feature map
         self.context_pools = nn.ModuleList([
             nn.AvgPool2d(5, 5), nn.AvgPool2d(5, 5), nn.AvgPool2d((4, 10), (4, 2)), nn.Identity()])
         self.container = nn.Sequential(nn.Conv2d(64 + 128 + 256 + num_classes, num_classes, kernel_size=1))
 
     def forward(self, x):
-        features = []
-        for i, layer in enumerate(self.backbone):
-            x = layer(x)
+        # Training on CPU computes a subsampled tap's kept and other channels apart: the same values, without
+        # copying the kept channels out for pooling and a full-size gradient back in (~10% of a CPU step).
+        split = self.training and x.device.type == "cpu"
+        features, i = [], 0  # (tapped tensors, the tap's channel index of each of their channels or None)
+        while i < len(self.backbone):
+            if split and i in self.split_blocks:
+                block, norm, _, pool = self.backbone[i:i + 4]
+                kept, rest, channels = block_output_split(block, norm, x, pool.channel_step)
+                features.append(([kept, rest], channels))
+                x = F.max_pool2d(kept, 3, stride=(1, pool.stride_w))
+                i += 4
+                continue
+            x = self.backbone[i](x)
             if i in self.taps:
-                features.append(x)
-        context = []
-        for f, pool in zip(features, self.context_pools):
-            f = pool(f)
+                features.append(([x], None))
+            i += 1
+        context, columns = [], []
+        for (parts, channels), pool in zip(features, self.context_pools):
+            f = torch.cat([avg_pool_in_strips(pool, p) if split else pool(p) for p in parts], 1)
             context.append(f / f.pow(2).mean(dim=(1, 2, 3), keepdim=True))
-        x = self.container(torch.cat(context, 1))
+            offset = sum(len(c) for c in columns)
+            columns.append(offset + (channels if channels is not None else torch.arange(f.shape[1])))
+        if split:  # the container reads the split taps' channels in their new order
+            container = self.container[0]
+            x = F.conv2d(torch.cat(context, 1), container.weight[:, torch.cat(columns)], container.bias)
+        else:
+            x = self.container(torch.cat(context, 1))
         return x.mean(dim=2)  # [N, num_classes, 18]
+
+
+def avg_pool_in_strips(pool, x):
+    """pool(x) for an AvgPool2d whose windows overlap along the width only (the (4, 10) pool with stride
+    (4, 2)): the mean over stride-wide strips, then over kernel/stride adjacent strips. Same values; the
+    overlapping pool's backward took ~4% of a CPU training step."""
+    if not isinstance(pool, nn.AvgPool2d):
+        return pool(x)
+    (kh, kw), (sh, sw) = _pair(pool.kernel_size), _pair(pool.stride)
+    if kh != sh or kw == sw or kw % sw or _pair(pool.padding) != (0, 0):
+        return pool(x)
+    return F.avg_pool2d(F.avg_pool2d(x, (kh, sw), (sh, sw)), (1, kw // sw), 1)
+
+
+def channel_split(channels, step):
+    """(every step-th channel, the others) as index lists."""
+    keep = list(range(0, channels, step))
+    return keep, [c for c in range(channels) if c % step]
+
+
+def block_output_split(block, norm, x, step):
+    """relu(norm(block(x))) as its every step-th channel and its other channels, each computed on its own, and
+    the original channel index of each channel of the two; in training, the BatchNorm statistics are updated
+    as by one call."""
+    *inner, last = block.block
+    for layer in inner:
+        x = layer(x)
+    parts = []
+    split = [torch.tensor(c) for c in channel_split(last.out_channels, step)]
+    for channels in split:
+        y = F.conv2d(x, last.weight[channels], last.bias[channels], last.stride, last.padding)
+        mean, var = norm.running_mean[channels], norm.running_var[channels]  # copies
+        y = F.batch_norm(y, mean, var, norm.weight[channels], norm.bias[channels], norm.training,
+                         norm.momentum, norm.eps)
+        if norm.training:
+            with torch.no_grad():
+                norm.running_mean[channels], norm.running_var[channels] = mean, var
+        parts.append(F.relu(y))
+    if norm.training:
+        norm.num_batches_tracked += 1
+    return parts[0], parts[1], torch.cat(split)
 
 
 class CheckpointError(ValueError):

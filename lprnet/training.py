@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from .charset import BLANK
 from .dataset import PlateDataset, collate, load_samples
-from .device import autocast, configure_cpu, resolve_amp, select_device
+from .device import autocast, configure_cpu, resolve_amp, resolve_workers, select_device
 from .evaluate import score_dataset
 from .image import write_atomic
 from .model import LPRNet, load_model, save_checkpoint
@@ -137,7 +137,7 @@ def plot_log(csv_path, png_path):
 
 
 def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, max_epoch=40,
-          batch_size=64, lr=2e-3, save_folder="weights", device="auto", workers=1, seed=0,
+          batch_size=64, lr=2e-3, save_folder="weights", device="auto", workers=-1, seed=0,
           no_augment=False, amp="auto", threads=0, dropout=0.5, sync_bn=True, log=None):
     device = select_device(device)
     ddp = Distributed(device)
@@ -147,6 +147,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     log = log or (print if ddp.main else (lambda *a, **k: None))
     configure_cpu(max(1, (threads or os.cpu_count() or 1) // ddp.world))
     amp = resolve_amp(amp, device)
+    workers = resolve_workers(workers, device)
     torch.manual_seed(seed)
 
     train_samples, skipped = load_samples(train_img_dirs, log=log)

@@ -1,9 +1,11 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from lprnet.model import CheckpointError, Dropout, LPRNet, MaxPoolSubsample, load_model
+from lprnet.model import CheckpointError, Dropout, LPRNet, MaxPoolSubsample, avg_pool_in_strips, load_model
 
 
 def original_forward(model, x):
@@ -66,6 +68,40 @@ def test_dropout_keeps_half_scaled_and_is_seeded(channels_last):
     assert torch.equal(drop(x), y)
     assert torch.equal(drop.eval()(x), x)
     assert torch.equal(Dropout(0.0).train()(x), x)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cpu_training_pass_with_split_taps_equals_the_plain_pass(channels_last):
+    """Training on CPU computes the subsampled taps' kept and other channels apart; outputs, gradients and
+    BatchNorm statistics must be those of the plain pass (which CUDA and eval mode use)."""
+    torch.manual_seed(0)
+    split = LPRNet(dropout=0.0).train()
+    plain = copy.deepcopy(split)
+    plain.split_blocks = []
+    assert split.split_blocks == [4, 11]
+    x = torch.randn(6, 3, 24, 94)
+    if channels_last:
+        split, plain = (m.to(memory_format=torch.channels_last) for m in (split, plain))
+        x = x.contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(6, 68, 18)
+    y_split, y_plain = split(x), plain(x)
+    assert torch.allclose(y_split, y_plain, atol=1e-5)
+    (y_split * weights).sum().backward()
+    (y_plain * weights).sum().backward()
+    scale = max(p.grad.abs().max().item() for p in plain.parameters())
+    for (name, a), b in zip(split.named_parameters(), plain.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-4 * scale), name
+    for (name, a), b in zip(split.state_dict().items(), plain.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+    assert split.state_dict()["backbone.5.num_batches_tracked"] == 1
+
+
+def test_avg_pool_in_strips_equals_the_overlapping_pool():
+    x = torch.rand(2, 8, 18, 44)
+    pool = nn.AvgPool2d((4, 10), (4, 2))
+    assert torch.allclose(avg_pool_in_strips(pool, x), pool(x), atol=1e-6)
+    for other in (nn.AvgPool2d(5, 5), nn.AvgPool2d(3, 1), nn.Identity()):  # nothing to gain: unchanged
+        assert torch.equal(avg_pool_in_strips(other, x), other(x))
 
 
 def test_single_plate_output_equals_lprnet_pytorch():

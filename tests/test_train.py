@@ -4,10 +4,12 @@ import math
 import os
 
 import pytest
+import torch
 
 import test as test_script
 import train as train_script
 from lprnet import training
+from lprnet.device import resolve_workers
 from lprnet.model import read_checkpoint
 from tests.conftest import copy_subset, shared_path
 
@@ -79,3 +81,10 @@ def test_test_script_reads_the_trained_checkpoint(small_run, capsys):
     score = test_script.run(os.path.join(weights, "best.pth"), val, batch_size=7)
     out = capsys.readouterr().out.strip().splitlines()
     assert score.total == 32 and out[-1] == score.summary()
+
+
+def test_data_loading_stays_in_the_training_process_on_cpu_by_default():
+    # a loader process fights the compute threads for the cores on CPU; GPUs get up to 4
+    assert resolve_workers(-1, torch.device("cpu")) == 0
+    assert resolve_workers(3, torch.device("cpu")) == 3
+    assert 1 <= resolve_workers(-1, torch.device("cuda")) <= 4
