@@ -161,19 +161,22 @@ def block_output_split(block, norm, x, step):
     *inner, last = block.block
     for layer in inner:
         x = layer(x)
+    momentum = 0.0
+    if norm.training:
+        norm.num_batches_tracked += 1
+        # as nn.BatchNorm2d: a momentum of None is a cumulative average
+        momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
     parts = []
     split = [torch.tensor(c) for c in channel_split(last.out_channels, step)]
     for channels in split:
         y = F.conv2d(x, last.weight[channels], last.bias[channels], last.stride, last.padding)
         mean, var = norm.running_mean[channels], norm.running_var[channels]  # copies
         y = F.batch_norm(y, mean, var, norm.weight[channels], norm.bias[channels], norm.training,
-                         norm.momentum, norm.eps)
+                         momentum, norm.eps)
         if norm.training:
             with torch.no_grad():
                 norm.running_mean[channels], norm.running_var[channels] = mean, var
         parts.append(F.relu(y))
-    if norm.training:
-        norm.num_batches_tracked += 1
     return parts[0], parts[1], torch.cat(split)
 
 

@@ -70,12 +70,15 @@ def test_dropout_keeps_half_scaled_and_is_seeded(channels_last):
     assert torch.equal(Dropout(0.0).train()(x), x)
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_cpu_training_pass_with_split_taps_equals_the_plain_pass(channels_last):
+@pytest.mark.parametrize("channels_last,momentum", [(False, 0.1), (True, 0.1), (False, None)])
+def test_cpu_training_pass_with_split_taps_equals_the_plain_pass(channels_last, momentum):
     """Training on CPU computes the subsampled taps' kept and other channels apart; outputs, gradients and
     BatchNorm statistics must be those of the plain pass (which CUDA and eval mode use)."""
     torch.manual_seed(0)
     split = LPRNet(dropout=0.0).train()
+    for m in split.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = momentum
     plain = copy.deepcopy(split)
     plain.split_blocks = []
     assert split.split_blocks == [4, 11]
