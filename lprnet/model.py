@@ -50,6 +50,10 @@ class MaxPoolSubsample(nn.Module):
         # of the work (pooling was the largest cost of a training step)
         if self.channel_step > 1:
             x = x[:, ::self.channel_step]
+        return self.pool_kept(x)
+
+    def pool_kept(self, x):
+        """The pooling alone, for a tensor that holds only the kept channels."""
         return F.max_pool2d(x, 3, stride=(1, self.stride_w))
 
 
@@ -115,25 +119,35 @@ class LPRNet(nn.Module):
                 block, norm, _, pool = self.backbone[i:i + 4]
                 kept, rest, channels = block_output_split(block, norm, x, pool.channel_step)
                 features.append(([kept, rest], channels))
-                x = F.max_pool2d(kept, 3, stride=(1, pool.stride_w))
+                x = pool.pool_kept(kept)
                 i += 4
                 continue
             x = self.backbone[i](x)
             if i in self.taps:
                 features.append(([x], None))
             i += 1
-        context, columns = [], []
-        for (parts, channels), pool in zip(features, self.context_pools):
-            f = torch.cat([avg_pool_in_strips(pool, p) if split else pool(p) for p in parts], 1)
+        context = []
+        for (parts, _), pool in zip(features, self.context_pools):
+            pooled = [avg_pool_in_strips(pool, p) if split else pool(p) for p in parts]
+            f = pooled[0] if len(pooled) == 1 else torch.cat(pooled, 1)
             context.append(f / f.pow(2).mean(dim=(1, 2, 3), keepdim=True))
-            offset = sum(len(c) for c in columns)
-            columns.append(offset + (channels if channels is not None else torch.arange(f.shape[1])))
+        x = torch.cat(context, 1)
         if split:  # the container reads the split taps' channels in their new order
             container = self.container[0]
-            x = F.conv2d(torch.cat(context, 1), container.weight[:, torch.cat(columns)], container.bias)
+            x = F.conv2d(x, container.weight[:, context_order(features)], container.bias)
         else:
-            x = self.container(torch.cat(context, 1))
+            x = self.container(x)
         return x.mean(dim=2)  # [N, num_classes, 18]
+
+
+def context_order(features):
+    """For each context channel of the split pass, the channel of the plain pass it holds."""
+    order, offset = [], 0
+    for parts, channels in features:
+        count = sum(p.shape[1] for p in parts)
+        order.append(offset + (channels if channels is not None else torch.arange(count)))
+        offset += count
+    return torch.cat(order)
 
 
 def avg_pool_in_strips(pool, x):
