@@ -1,5 +1,6 @@
 """Fonts for the synthetic generator: found with fontconfig (or given), glyphs rendered once with PIL,
-stretched into the plate's character boxes and cached; 1, 6, 9 and M reshaped the way the plate font draws them."""
+stretched into the plate's character boxes and cached; 1, 3, 6, 9 and M reshaped the way the plate font draws them."""
+import math
 import os
 import subprocess
 from functools import cached_property
@@ -104,16 +105,36 @@ def plate_nine(zero):
 
 
 def plate_m(m, zero):
-    """The plate font's M: its two diagonals meet at the baseline, not halfway down as in sans fonts (whose M,
-    blurred to 94x24, reads as the plate's H). Drawn with the font's stroke, in the box of its M."""
+    """The plate font's M: upright legs and a short V whose point ends at mid-height (measured on the mean
+    M of the real crops; sans fonts take it down to the baseline or near it, and a model trained on those
+    reads every real M as H). Drawn with the font's stroke, in the box of its M."""
     h, w = m.shape
     s = stroke_width(zero)
     out = np.zeros((h, w), np.uint8)
     for x in (s / 2, w - s / 2):
         cv2.line(out, (round(x * 8), 0), (round(x * 8), (h - 1) * 8), 255, s, cv2.LINE_AA, 3)
-    for x in (s / 2, w - s / 2):
-        cv2.line(out, (round(x * 8), round(s / 2 * 8)), (round(w / 2 * 8), round((h - s / 2) * 8)), 255, s,
+        cv2.line(out, (round(x * 8), round(s / 2 * 8)), (round(w / 2 * 8), round((h * 0.5 - s / 2) * 8)), 255, s,
                  cv2.LINE_AA, 3)
+    return out
+
+
+def plate_three(zero):
+    """The plate font's 3: a flat top bar, a diagonal down to the middle and a round lower bowl (sans fonts
+    draw two bowls, and a model trained on those reads the real flat-topped 3 as 5). Drawn with the font's
+    stroke, in the box of its 0."""
+    h, w = zero.shape
+    s = stroke_width(zero)
+    out = np.zeros((h, w), np.uint8)
+    top, bowl_top = s / 2, h * 0.42
+    centre = np.float64([w / 2, (bowl_top + h - s / 2) / 2])
+    radii = np.float64([(w - s) / 2, (h - s / 2 - bowl_top) / 2])
+    start = centre + radii * [math.cos(math.radians(-115)), math.sin(math.radians(-115))]
+    cv2.line(out, (round(s / 2 * 8), round(top * 8)), (round((w - s / 2) * 8), round(top * 8)), 255, s,
+             cv2.LINE_AA, 3)
+    cv2.line(out, (round((w - s / 2) * 8), round(top * 8)), tuple(np.round(start * 8).astype(int).tolist()), 255,
+             s, cv2.LINE_AA, 3)
+    cv2.ellipse(out, tuple(np.round(centre * 8).astype(int).tolist()), tuple(np.round(radii * 8).astype(int).tolist()),
+                0, -115, 150, 255, s, cv2.LINE_AA, 3)
     return out
 
 
@@ -156,6 +177,8 @@ class GlyphBank:
                 mask = plain_one(mask)
             elif char == "M":
                 mask = plate_m(mask, self.large("0"))
+            elif char == "3":
+                mask = plate_three(self.large("0"))
             elif char in "69":  # drawn in the plate font's shape
                 mask = plate_nine(self.large("0"))
                 mask = mask[::-1, ::-1].copy() if char == "6" else mask

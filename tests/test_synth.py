@@ -225,10 +225,23 @@ def test_cut_ccpd_reads_generated_scenes(synth, tmp_path):
 
 
 def test_m_is_drawn_like_the_plate_font(synth):
-    """The plate's M has its diagonals meet at the baseline; a sans M's meet halfway, which reads as H."""
+    """The plate's M has upright legs and a V that ends at mid-height (as the mean M of the real crops
+    shows); a sans M takes it to the baseline, and a model trained on those reads real Ms as H."""
     for bank in synth.en:
         m = bank.large("M")
         h, w = m.shape
         centre = m[:, w // 2 - 1:w // 2 + 2].max(axis=1) > 127
-        assert centre[int(h * 0.9):].any(), bank.name   # ink at the bottom centre
-        assert not centre[int(h * 0.15):int(h * 0.4)].any(), bank.name  # open above the vertex
+        assert centre[int(h * 0.4):int(h * 0.5)].any(), bank.name   # the point of the V
+        assert not centre[int(h * 0.6):].any(), bank.name           # open below it
+        assert not centre[:int(h * 0.1)].any(), bank.name           # and between the diagonals above
+
+
+def test_three_has_the_plate_fonts_flat_top(synth):
+    """The plate's 3 starts with a straight bar across the top; a sans 3's round top reads as 5's."""
+    for bank in synth.en:
+        three = bank.large("3")
+        h, w = three.shape
+        top = three[:max(2, h // 20)].max(axis=0) > 127
+        assert top[int(w * 0.1):int(w * 0.9)].all(), bank.name
+        left = three[:, :max(2, w // 10)].max(axis=1) > 127
+        assert not left[int(h * 0.3):int(h * 0.6)].any(), bank.name  # a diagonal, not a bowl, on the left
