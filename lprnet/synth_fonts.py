@@ -87,6 +87,11 @@ def stroke_width(zero):
     return max(2, int(np.argmin(row[start:])))
 
 
+def eighths(*values):
+    """Coordinates in the 1/8-pixel fixed point that the cv2 drawing calls below take (shift=3)."""
+    return tuple(round(v * 8) for v in values)
+
+
 def plate_nine(zero):
     """The plate font's 9: a round bowl in the upper half and a long straight tail down to the bottom left
     (sans fonts curl the tail round, which at 94x24 reads as 0 or 8). Drawn with the font's stroke, in the
@@ -95,8 +100,8 @@ def plate_nine(zero):
     s = stroke_width(zero)
     out = np.zeros((h, w), np.uint8)
     bowl_h = max(int(h * 0.54), 2 * s + int(h * 0.25))  # a bold font's bowl still needs its hole
-    cv2.ellipse(out, ((w - 1) * 4, (bowl_h - 1) * 4), ((w - s) * 4, (bowl_h - s) * 4), 0, 0, 360, 255, s,
-                cv2.LINE_AA, 3)
+    cv2.ellipse(out, eighths((w - 1) / 2, (bowl_h - 1) / 2), eighths((w - s) / 2, (bowl_h - s) / 2), 0, 0, 360, 255,
+                s, cv2.LINE_AA, 3)
     t = np.linspace(0, 1, 24)[:, None]
     start, bend, end = (np.float64(p) for p in ([w - s / 2, bowl_h / 2], [w - s / 2, h * 0.72], [w * 0.3, h - s / 2]))
     tail = (1 - t) ** 2 * start + 2 * (1 - t) * t * bend + t ** 2 * end  # a gently bent stroke
@@ -112,9 +117,8 @@ def plate_m(m, zero):
     s = stroke_width(zero)
     out = np.zeros((h, w), np.uint8)
     for x in (s / 2, w - s / 2):
-        cv2.line(out, (round(x * 8), 0), (round(x * 8), (h - 1) * 8), 255, s, cv2.LINE_AA, 3)
-        cv2.line(out, (round(x * 8), round(s / 2 * 8)), (round(w / 2 * 8), round((h * 0.5 - s / 2) * 8)), 255, s,
-                 cv2.LINE_AA, 3)
+        cv2.line(out, eighths(x, 0), eighths(x, h - 1), 255, s, cv2.LINE_AA, 3)
+        cv2.line(out, eighths(x, s / 2), eighths(w / 2, h * 0.5 - s / 2), 255, s, cv2.LINE_AA, 3)
     return out
 
 
@@ -125,16 +129,13 @@ def plate_three(zero):
     h, w = zero.shape
     s = stroke_width(zero)
     out = np.zeros((h, w), np.uint8)
-    top, bowl_top = s / 2, h * 0.42
-    centre = np.float64([w / 2, (bowl_top + h - s / 2) / 2])
-    radii = np.float64([(w - s) / 2, (h - s / 2 - bowl_top) / 2])
-    start = centre + radii * [math.cos(math.radians(-115)), math.sin(math.radians(-115))]
-    cv2.line(out, (round(s / 2 * 8), round(top * 8)), (round((w - s / 2) * 8), round(top * 8)), 255, s,
-             cv2.LINE_AA, 3)
-    cv2.line(out, (round((w - s / 2) * 8), round(top * 8)), tuple(np.round(start * 8).astype(int).tolist()), 255,
-             s, cv2.LINE_AA, 3)
-    cv2.ellipse(out, tuple(np.round(centre * 8).astype(int).tolist()), tuple(np.round(radii * 8).astype(int).tolist()),
-                0, -115, 150, 255, s, cv2.LINE_AA, 3)
+    bowl_top, bar_left, bar_right = h * 0.42, eighths(s / 2, s / 2), eighths(w - s / 2, s / 2)
+    cx, cy = w / 2, (bowl_top + h - s / 2) / 2
+    rx, ry = (w - s) / 2, (h - s / 2 - bowl_top) / 2
+    start = eighths(cx + rx * math.cos(math.radians(-115)), cy + ry * math.sin(math.radians(-115)))
+    cv2.line(out, bar_left, bar_right, 255, s, cv2.LINE_AA, 3)
+    cv2.line(out, bar_right, start, 255, s, cv2.LINE_AA, 3)
+    cv2.ellipse(out, eighths(cx, cy), eighths(rx, ry), 0, -115, 150, 255, s, cv2.LINE_AA, 3)
     return out
 
 
