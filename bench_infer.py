@@ -112,28 +112,38 @@ def gflop_per_plate(net):
     return 2 * sum(macs) / 1e9
 
 
-def matmul_gflops(dtype_name, n=2048, rounds=5):
-    """GFLOP/s of a large square matmul in torch on the configured threads: the rate this machine's cores
-    reach on the best-tuned kernel torch has, a yardstick for how close to the hardware an engine runs."""
+def matmul_gflops(dtype_name, max_n=2048, probe_s=0.5, rounds=5):
+    """(n, GFLOP/s) of a square n x n matmul in torch on the configured threads: the rate this machine's cores
+    reach on the best-tuned kernel torch has, a yardstick for how close to the hardware an engine runs.
+    n doubles from 256 up to max_n while the next size's matmul would take under probe_s: a CPU without
+    bf16 instructions multiplies bf16 ~100x slower, and a 2048 matmul there took a minute."""
     import torch
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    torch.mm(a, b)
+    n = 256
+    while True:
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        torch.mm(a, b)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        if n >= max_n or 8 * (time.perf_counter() - t0) > probe_s:
+            break
+        n *= 2
     times = []
     for _ in range(rounds):
         t0 = time.perf_counter()
         torch.mm(a, b)
         times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / min(times) / 1e9
+    return n, 2 * n ** 3 / min(times) / 1e9
 
 
-def compute_rates(net, threads, n=2048):
+def compute_rates(net, threads):
     """One line: the matmul rate in fp32 and bf16, and what each rate comes to in plates/s for this model."""
     configure_cpu(threads)
     per_plate = gflop_per_plate(net)
-    rates = [(name, matmul_gflops(name, n)) for name in ("float32", "bfloat16")]
-    return (f"compute: LPRNet is {per_plate:.3f} GFLOP per plate; a {n}x{n} matmul runs at "
-            + ", ".join(f"{g:.0f} GFLOP/s in {name} (= {g / per_plate:.0f} plates/s)" for name, g in rates))
+    rates = [(name, *matmul_gflops(name)) for name in ("float32", "bfloat16")]
+    return (f"compute: LPRNet is {per_plate:.3f} GFLOP per plate; square matmuls run at "
+            + ", ".join(f"{g:.0f} GFLOP/s in {name} ({n}x{n}; = {g / per_plate:.0f} plates/s)"
+                        for name, n, g in rates))
 
 
 def score(engine, plates, labels, batch):

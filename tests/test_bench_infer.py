@@ -1,4 +1,5 @@
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -36,8 +37,9 @@ def test_bench_prints_one_row_per_engine_and_batch(setup):
         engines.append("migraphx")
     assert [(name, batch) for name, batch, *_ in rows] == [(n, b) for b in (1, 4) for n in engines]
     compute, machine, data, table = lines[-4], lines[-3], lines[-2], lines[-1].splitlines()
-    assert compute.startswith("compute: LPRNet is 0.289 GFLOP per plate; a 2048x2048 matmul runs at ")
-    assert "GFLOP/s in float32 (= " in compute and "GFLOP/s in bfloat16 (= " in compute
+    assert compute.startswith("compute: LPRNet is 0.289 GFLOP per plate; square matmuls run at ")
+    assert re.search(r"GFLOP/s in float32 \((256|512|1024|2048)x\1; = \d+ plates/s\), ", compute)
+    assert re.search(r"GFLOP/s in bfloat16 \((256|512|1024|2048)x\1; = \d+ plates/s\)$", compute)
     assert machine.startswith("CPU: ") and "onnxruntime" in machine and "torch" in machine
     assert data.startswith(f"6 labelled plates from {val}")
     assert table[0] == "| engine | batch | ms/img | img/s | vs ORT | accuracy |" and len(table) == 2 + len(rows)
@@ -70,3 +72,10 @@ def test_bench_mistakes_exit_with_one_line(setup, kwargs, message):
     with pytest.raises(SystemExit) as e:
         load_script("bench_infer.py").run(**{"model": model, "imgpath": val, **kwargs})
     assert str(e.value.code).startswith(message) and "\n" not in str(e.value.code)
+
+
+def test_matmul_yardstick_shrinks_the_matrix_when_the_type_is_slow():
+    bench = load_script("bench_infer.py")
+    assert bench.matmul_gflops("float32", max_n=512, probe_s=60)[0] == 512  # fast enough: grows to the cap
+    n, gflops = bench.matmul_gflops("bfloat16", probe_s=0)  # any size is "too slow": stays at the smallest
+    assert n == 256 and gflops > 0
