@@ -15,6 +15,7 @@ python gen_plates.py --num 10000 --savepath "$OUT/synth4" --types blue=4,green=4
 python gen_plates.py --num 16000 --savepath "$OUT/synth5" --types blue=4,green=4,yellow=3 --context --seed 12 --workers 2
 python gen_plates.py --num 12000 --savepath "$OUT/synth6" --types blue=3,green=5,yellow=3 --context --seed 13 --workers 2
 python gen_plates.py --num 8000 --savepath "$OUT/synth7" --types blue=3,green=4,yellow=3 --seed 14 --workers 2
+python gen_plates.py --num 4000 --savepath "$OUT/synth8" --types blue=4,green=3,yellow=3 --context --seed 15 --workers 2
 
 # stage N FIRST_EPOCH LAST_EPOCH PEAK_LR GENERATED_FOLDERS: one-cycle training on the real plates and the given
 # generated folders (under $OUT) into $OUT/weightsN, fine-tuning stage N-1's last epoch (stage 1 starts from scratch)
@@ -33,9 +34,10 @@ stage 4 17 21 5e-4 synth4            # 4 more on fresh plates with surroundings
 stage 5 21 29 1e-3 synth5            # 8 more on fresh plates with surroundings
 stage 6 29 34 5e-4 synth6            # 5 more, green the most common
 stage 7 34 37 3e-4 synth7,synth6     # 3 more adding tight crops (a character at the crop's edge, like imgs/)
+stage 8 37 40 2e-4 synth8            # 3 more, mostly real plates: loosely framed real plates read better
 
 # ship the last epoch (not the best one on val: val only watches), weights only
 python -c "import sys; from lprnet.model import strip_checkpoint; strip_checkpoint(*sys.argv[1:])" \
-    "$OUT/weights7/last.pth" model/lprnet.pth
+    "$OUT/weights8/last.pth" model/lprnet.pth
 python test.py --model model/lprnet.pth --imgpath "$DATA/plates/val" --export_onnx True --dynamic True \
     --onnx_path model/LPRNet.onnx
