@@ -16,7 +16,7 @@ from .charset import LabelError, check_plate, encode, label_from_filename
 from .image import ImageError, list_images, read_image
 from .preprocess import to_input
 
-# Images are kept with the plate at most this wide: enough detail for 94-pixel output, little memory.
+# Training images are kept with the plate at most this wide: enough detail for 94-pixel output, little memory.
 STORE_PLATE_WIDTH = 140
 
 
@@ -55,23 +55,25 @@ class Sample:
         self.image, self.quad, self.text, self.framed = image, quad, text, framed
 
 
-def _load_one(path, quad):
+def _load_one(path, quad, store_width):
     text = check_plate(label_from_filename(path))
     img = read_image(path)
     framed = quad is not None
     if quad is None:
         quad = corners_of_image(img)
     width = np.linalg.norm(quad[1] - quad[0])
-    if width > STORE_PLATE_WIDTH:
-        s = STORE_PLATE_WIDTH / width
+    if store_width and width > store_width:
+        s = store_width / width
         h, w = img.shape[:2]
         img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
         quad = quad * np.float32([img.shape[1] / w, img.shape[0] / h])
     return Sample(img, quad.astype(np.float32), text, framed)
 
 
-def load_samples(dirs, workers=2, log=print):
+def load_samples(dirs, workers=2, log=print, store_width=STORE_PLATE_WIDTH):
     """Read every labelled image under `dirs`; bad files are reported one line each and skipped.
+    Images whose plate is wider than `store_width` are kept downscaled (None: as read, so a tight crop
+    resizes exactly as test.py's does).
 
     Returns (samples, skipped count).
     """
@@ -85,7 +87,7 @@ def load_samples(dirs, workers=2, log=print):
 
     def attempt(job):
         try:
-            return _load_one(*job)
+            return _load_one(*job, store_width)
         except (LabelError, ImageError) as e:
             return f"skipped {job[0]}: {e}"
 

@@ -151,7 +151,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     torch.manual_seed(seed)
 
     train_samples, skipped = load_samples(train_img_dirs, log=log)
-    val_samples, val_skipped = load_samples(test_img_dirs, log=log)
+    val_samples, val_skipped = load_samples(test_img_dirs, log=log, store_width=None)  # read as test.py reads
     if not train_samples:
         raise SystemExit(f"error: no usable training images in {train_img_dirs}")
     log(f"train: {len(train_samples)} images ({skipped} skipped), val: {len(val_samples)} ({val_skipped} skipped), "

@@ -1,0 +1,31 @@
+from pathlib import Path
+
+import numpy as np
+
+from lprnet.dataset import PlateDataset, load_samples
+from lprnet.image import list_images, write_image
+from lprnet.preprocess import load_plates, to_input
+
+PLATES = {"皖A12345": (90, 300), "苏E88888": (20, 60), "沪AD12345": (48, 188)}  # text: (height, width)
+
+
+def test_validation_inputs_equal_test_py_inputs(tmp_path):
+    """train.py's per-epoch validation must read each image exactly as test.py does, so the two report the
+    same accuracy; training images may be kept downscaled (a second resize changes the pixels)."""
+    rng = np.random.default_rng(0)
+    for text, shape in PLATES.items():
+        write_image(str(tmp_path / f"{text}.png"), rng.integers(0, 256, shape + (3,), dtype=np.uint8))
+    paths, plates, skipped = load_plates(list_images(str(tmp_path)))
+    assert skipped == 0
+    expected = {Path(p).stem: x for p, x in zip(paths, to_input(plates))}
+
+    samples, skipped = load_samples(str(tmp_path), log=lambda *a: None, store_width=None)
+    val = PlateDataset(samples)
+    assert skipped == 0 and len(val) == len(PLATES)
+    for i, s in enumerate(samples):
+        assert np.array_equal(val[i][0].numpy(), expected[s.text]), s.text
+
+    stored = PlateDataset(load_samples(str(tmp_path), log=lambda *a: None)[0])  # the training default
+    wide = [i for i, s in enumerate(stored.samples) if s.text == "皖A12345"][0]
+    assert stored.samples[wide].image.shape[1] == 140
+    assert not np.array_equal(stored[wide][0].numpy(), expected["皖A12345"])
