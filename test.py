@@ -10,6 +10,7 @@ import sys
 import time
 
 from lprnet.cli import str2bool
+from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
 from lprnet.evaluate import Score, labelled_images, read_texts
 from lprnet.export import export_to_onnx
@@ -81,6 +82,9 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
         paths, labels, bad_labels = labelled_images(imgpath)
     except (CheckpointError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+    warning = slow_bf16_warning(amp, engine.device)
+    if warning:
+        print(warning)
     read, plates, unreadable = load_plates(paths)
     truth = dict(zip(paths, labels))
     t0 = time.time()

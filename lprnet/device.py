@@ -51,6 +51,15 @@ def resolve_amp(amp, device):
     return "bf16" if cpu_has_fast_bf16() else "off"
 
 
+def slow_bf16_warning(amp, device):
+    """One line for bf16 asked for on a CPU without AMX or AVX512-BF16 (an AVX2-only EPYC read plates ~8x
+    slower in bf16 than in fp32), else ''."""
+    if amp == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
+        return ("warning: this CPU has no AMX/AVX512-BF16: bf16 runs several times slower than fp32 here "
+                "(--amp off is faster)")
+    return ""
+
+
 def resolve_workers(workers, device):
     """Data-loading processes; -1: none on CPU, where a loader process fights the compute threads for the
     cores (2-core Xeon: 184-187 img/s with one, 193-197 loading in the training process), up to 4 on a GPU."""

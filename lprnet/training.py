@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from .charset import BLANK
 from .dataset import PlateDataset, collate, load_samples
-from .device import autocast, configure_cpu, resolve_amp, resolve_workers, select_device
+from .device import autocast, configure_cpu, resolve_amp, resolve_workers, select_device, slow_bf16_warning
 from .evaluate import score_dataset
 from .image import write_atomic
 from .model import LPRNet, load_model, save_checkpoint
@@ -147,6 +147,9 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     log = log or (print if ddp.main else (lambda *a, **k: None))
     configure_cpu(max(1, (threads or os.cpu_count() or 1) // ddp.world))
     amp = resolve_amp(amp, device)
+    warning = slow_bf16_warning(amp, device)
+    if warning:
+        log(warning)
     workers = resolve_workers(workers, device)
     torch.manual_seed(seed)
 
