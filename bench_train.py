@@ -10,7 +10,7 @@ import time
 import torch
 
 from lprnet.dataset import PlateDataset, collate, load_samples
-from lprnet.device import configure_cpu, cpu_description, cpu_has_fast_bf16, resolve_workers
+from lprnet.device import SLOW_BF16, configure_cpu, cpu_description, cpu_has_fast_bf16, resolve_workers
 from lprnet.model import LPRNet
 from lprnet.training import make_optimizer, train_step
 
@@ -59,7 +59,7 @@ def run(imgdir, batch_size=64, steps=20, workers=-1, threads=0):
     results = {}
     for name, amp, channels_last in CONFIGS:
         if amp == "bf16" and not cpu_has_fast_bf16():
-            print(f"| {name} | skipped: this CPU has no AMX/AVX512-BF16 (bf16 runs several times slower than fp32) |")
+            print(f"| {name} | skipped: {SLOW_BF16} |")
             continue
         results[name] = measure(samples, batch_size, steps, workers, amp, channels_last)
         print(f"| {name} | {results[name]:.0f} |", flush=True)

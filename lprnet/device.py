@@ -51,12 +51,14 @@ def resolve_amp(amp, device):
     return "bf16" if cpu_has_fast_bf16() else "off"
 
 
+SLOW_BF16 = "this CPU has no AMX/AVX512-BF16: bf16 runs several times slower than fp32 here"
+
+
 def slow_bf16_warning(amp, device):
     """One line for bf16 asked for on a CPU without AMX or AVX512-BF16 (an AVX2-only EPYC read plates ~8x
     slower in bf16 than in fp32), else ''."""
     if amp == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
-        return ("warning: this CPU has no AMX/AVX512-BF16: bf16 runs several times slower than fp32 here "
-                "(--amp off is faster)")
+        return f"warning: {SLOW_BF16} (--amp off is faster)"
     return ""
 
 
