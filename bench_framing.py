@@ -34,7 +34,7 @@ def run(model, sets, limit=0, batch_size=256, seed=0):
         engine = OrtEngine(model) if model.endswith(".onnx") else TorchEngine(model)
         named = {}
         for folder in [f for f in sets.split(",") if f]:
-            samples, _ = load_samples(folder)
+            samples, _ = load_samples(folder, store_width=None)  # crops come from the images as read
             framed = [s for s in samples if s.framed]
             if len(framed) < len(samples):
                 print(f"warning: {folder}: {len(samples) - len(framed)} images have no corners in a boxes.tsv; "

@@ -12,6 +12,8 @@ import numpy as np
 from .preprocess import INPUT_H, INPUT_W, resize_plate
 
 OUT_RECT = np.float32([[0, 0], [INPUT_W, 0], [INPUT_W, INPUT_H], [0, INPUT_H]])
+# A bilinear warp that shrinks more than 2x skips source pixels (aliases); up to 2x every pixel still counts.
+AREA_SHRINK_ABOVE = 2.0
 
 
 @dataclass
@@ -55,11 +57,17 @@ def bounding_corners(quad):
     return np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
 
 
-def tight_crop(img, quad):
-    """The axis-aligned box of the plate, resized to 94x24 by the model contract's own resize."""
-    x0, y0 = np.floor(quad.min(axis=0)).astype(int).clip(0)
-    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
-    return resize_plate(img[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)])
+def box_crop(img, corners):
+    """The axis-aligned box around `corners` in whole pixels, as a detector's box is cut out, resized to 94x24
+    by the model contract's own resize. Parts of the box outside the image repeat its border."""
+    h, w = img.shape[:2]
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int)
+    x1, y1 = np.maximum(np.ceil(corners.max(axis=0)).astype(int), (x0 + 1, y0 + 1))
+    pad = [max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w)]
+    if any(pad):
+        img = cv2.copyMakeBorder(img, *pad, cv2.BORDER_REPLICATE)
+        x0, x1, y0, y1 = x0 + pad[2], x1 + pad[2], y0 + pad[0], y1 + pad[0]
+    return resize_plate(img[y0:y1, x0:x1])
 
 
 def make_window(base, margins=(0, 0, 0, 0), shift=(0, 0), angle=0.0, skew=None):
@@ -88,7 +96,16 @@ def frame_window(quad, rng, f):
 
 
 def warp_window(img, window):
-    m = cv2.getPerspectiveTransform(window.astype(np.float32), OUT_RECT)
+    """The window (4 corners) warped to 94x24. A window more than twice that size is first shrunk with area
+    averaging, as resize_plate shrinks a crop (training's stored images rarely need it: it is slow)."""
+    window = np.float32(window)
+    shrink = min(np.linalg.norm(window[1] - window[0]) / INPUT_W, np.linalg.norm(window[3] - window[0]) / INPUT_H)
+    if shrink > AREA_SHRINK_ABOVE:
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (max(1, round(w / shrink)), max(1, round(h / shrink))), interpolation=cv2.INTER_AREA)
+        window = window * np.float32([img.shape[1] / w, img.shape[0] / h])
+    # corners are pixel edges (a w-pixel box spans 0..w), warpPerspective maps pixel centres: shift by half a pixel
+    m = cv2.getPerspectiveTransform(window - 0.5, OUT_RECT - 0.5)
     return cv2.warpPerspective(img, m, (INPUT_W, INPUT_H), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from .augment import CONTEXT_FRAMING, TIGHT_FRAMING, augment, corners_of_image, tight_crop
+from .augment import CONTEXT_FRAMING, TIGHT_FRAMING, augment, box_crop, corners_of_image
 from .charset import LabelError, check_plate, encode, label_from_filename
 from .image import ImageError, list_images, read_image
 from .preprocess import to_input
@@ -117,7 +117,7 @@ class PlateDataset(torch.utils.data.Dataset):
     def plate(self, i):
         s = self.samples[i]
         if not self.train:
-            return tight_crop(s.image, s.quad)
+            return box_crop(s.image, s.quad)
         rng = np.random.default_rng((self.seed, self.epoch, i))
         return augment(s.image, s.quad, rng, CONTEXT_FRAMING if s.framed else TIGHT_FRAMING)
 

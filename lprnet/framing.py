@@ -5,20 +5,20 @@ variant draws its window from a generator seeded by the plate's index, so every 
 """
 import numpy as np
 
-from .augment import bounding_corners, make_window, tight_crop, warp_window
+from .augment import bounding_corners, box_crop, make_window, warp_window
 from .evaluate import read_texts
 
 
 def _tight(img, quad, rng):
-    return tight_crop(img, quad)
+    return box_crop(img, quad)
 
 
 def _loose(img, quad, rng):
-    return warp_window(img, make_window(bounding_corners(quad), rng.uniform(0.05, 0.25, size=4)))
+    return box_crop(img, make_window(bounding_corners(quad), rng.uniform(0.05, 0.25, size=4)))
 
 
 def _shifted(img, quad, rng):
-    return warp_window(img, make_window(bounding_corners(quad), shift=rng.uniform(-0.10, 0.10, size=2)))
+    return box_crop(img, make_window(bounding_corners(quad), shift=rng.uniform(-0.10, 0.10, size=2)))
 
 
 def _rotated(img, quad, rng):

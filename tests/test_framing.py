@@ -1,9 +1,11 @@
+import cv2
 import numpy as np
 
 import bench_framing
-from lprnet.augment import Framing, frame_window, make_window, warp_window
+from lprnet.augment import Framing, box_crop, corners_of_image, frame_window, make_window, warp_window
 from lprnet.dataset import Sample
 from lprnet.framing import VARIANTS, crops
+from lprnet.preprocess import resize_plate
 from tests.conftest import shared_path
 
 
@@ -64,3 +66,25 @@ def test_training_windows_sometimes_stay_near_the_box_so_shifts_cut_into_the_pla
     mixed = side_margins(Framing(near=0.25, **still))
     share_near = np.mean(mixed.max(axis=1) <= 0.04)
     assert 0.2 < share_near < 0.35  # the near windows plus the few wide ones that happen to be narrow
+
+
+def test_large_windows_are_area_averaged_like_resize_plate_not_aliased():
+    stripes = np.zeros((96, 376, 3), np.uint8)
+    stripes[:, ::2] = 255  # 1-pixel columns: a 4x shrink must average them to grey, not pick every 4th
+    window = corners_of_image(stripes)
+    out = warp_window(stripes, window).astype(float)
+    assert abs(out.mean() - 127.5) < 2 and out.std() < 3
+    halves = np.zeros((72, 282, 3), np.uint8)
+    halves[:, 141:] = 255  # the edge lands exactly between output columns 46 and 47, as resize_plate puts it
+    out = warp_window(halves, corners_of_image(halves))
+    assert np.array_equal(out, resize_plate(halves))
+    assert (out[:, :47] == 0).all() and (out[:, 47:] == 255).all()
+
+
+def test_box_crop_cuts_whole_pixels_and_repeats_the_border_outside_the_image():
+    img = np.arange(40 * 200 * 3, dtype=np.uint32).reshape(40, 200, 3).astype(np.uint8)
+    inside = np.float32([[10.2, 5.7], [150.0, 5.7], [150.0, 30.1], [10.2, 30.1]])
+    assert np.array_equal(box_crop(img, inside), resize_plate(img[5:31, 10:150]))
+    outside = np.float32([[-20, -4], [220, -4], [220, 50], [-20, 50]])
+    padded = cv2.copyMakeBorder(img, 4, 10, 20, 20, cv2.BORDER_REPLICATE)
+    assert np.array_equal(box_crop(img, outside), resize_plate(padded))
