@@ -95,15 +95,20 @@ def frame_window(quad, rng, f):
                        rng.uniform(-f.rotate, f.rotate), rng.uniform(-f.skew, f.skew, size=(4, 2)))
 
 
+def area_shrink(img, points, scale):
+    """The image shrunk by `scale` (< 1) with area averaging, and `points` moved with it."""
+    h, w = img.shape[:2]
+    img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return img, points * np.float32([img.shape[1] / w, img.shape[0] / h])
+
+
 def warp_window(img, window):
     """The window (4 corners) warped to 94x24. A window more than twice that size is first shrunk with area
     averaging, as resize_plate shrinks a crop (training's stored images rarely need it: it is slow)."""
     window = np.float32(window)
     shrink = min(np.linalg.norm(window[1] - window[0]) / INPUT_W, np.linalg.norm(window[3] - window[0]) / INPUT_H)
     if shrink > AREA_SHRINK_ABOVE:
-        h, w = img.shape[:2]
-        img = cv2.resize(img, (max(1, round(w / shrink)), max(1, round(h / shrink))), interpolation=cv2.INTER_AREA)
-        window = window * np.float32([img.shape[1] / w, img.shape[0] / h])
+        img, window = area_shrink(img, window, 1 / shrink)
     # corners are pixel edges (a w-pixel box spans 0..w), warpPerspective maps pixel centres: shift by half a pixel
     m = cv2.getPerspectiveTransform(window - 0.5, OUT_RECT - 0.5)
     return cv2.warpPerspective(img, m, (INPUT_W, INPUT_H), flags=cv2.INTER_LINEAR,

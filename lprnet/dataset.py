@@ -7,11 +7,10 @@ the plate's corners, so training can frame the plate the way a detector would.
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import torch
 
-from .augment import CONTEXT_FRAMING, TIGHT_FRAMING, augment, box_crop, corners_of_image
+from .augment import CONTEXT_FRAMING, TIGHT_FRAMING, area_shrink, augment, box_crop, corners_of_image
 from .charset import LabelError, check_plate, encode, label_from_filename
 from .image import ImageError, list_images, read_image
 from .preprocess import to_input
@@ -63,10 +62,7 @@ def _load_one(path, quad, store_width):
         quad = corners_of_image(img)
     width = np.linalg.norm(quad[1] - quad[0])
     if store_width and width > store_width:
-        s = store_width / width
-        h, w = img.shape[:2]
-        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        quad = quad * np.float32([img.shape[1] / w, img.shape[0] / h])
+        img, quad = area_shrink(img, quad, store_width / width)
     return Sample(img, quad.astype(np.float32), text, framed)
 
 
