@@ -16,16 +16,20 @@ python gen_plates.py --num 16000 --savepath "$OUT/synth5" --types blue=4,green=4
 python gen_plates.py --num 12000 --savepath "$OUT/synth6" --types blue=3,green=5,yellow=3 --context --seed 13 --workers 2
 python gen_plates.py --num 8000 --savepath "$OUT/synth7" --types blue=3,green=4,yellow=3 --seed 14 --workers 2
 python gen_plates.py --num 4000 --savepath "$OUT/synth8" --types blue=4,green=3,yellow=3 --context --seed 15 --workers 2
+python gen_plates.py --num 10000 --savepath "$OUT/synth9" --types blue=4,green=4,yellow=3 --context --seed 41 --workers 2
+python gen_plates.py --num 3000 --savepath "$OUT/synth9b" --types blue=3,green=4,yellow=3 --seed 42 --workers 2
 
-# stage N FIRST_EPOCH LAST_EPOCH PEAK_LR GENERATED_FOLDERS: one-cycle training on the real plates and the given
-# generated folders (under $OUT) into $OUT/weightsN, fine-tuning stage N-1's last epoch (stage 1 starts from scratch)
+# stage N FIRST_EPOCH LAST_EPOCH PEAK_LR GENERATED_FOLDERS [TRAIN.PY OPTIONS]: one-cycle training on the real
+# plates and the given generated folders (under $OUT) into $OUT/weightsN, fine-tuning stage N-1's last epoch
+# (stage 1 starts from scratch); the options come last, so they override the defaults here (e.g. the seed N-1)
 stage() {
     local n=$1 first=$2 last=$3 lr=$4 synth="" previous=() folder
     for folder in ${5//,/ }; do synth="$synth,$OUT/$folder"; done
+    shift 5
     [ "$n" -gt 1 ] && previous=(--pretrained_model "$OUT/weights$((n - 1))/last.pth" --resume_epoch "$first")
     python train.py --train_img_dirs "$DATA/plates/train,$DATA/plates_context/train$synth" \
         --test_img_dirs "$DATA/plates/val" "${previous[@]}" --max_epoch "$last" --batch_size 64 --lr "$lr" \
-        --seed $((n - 1)) --save_folder "$OUT/weights$n"
+        --seed $((n - 1)) --save_folder "$OUT/weights$n" "$@"
 }
 stage 1 0 6 2e-3 synth               # 6 epochs
 stage 2 6 9 1e-3 synth,synth2        # 3 more with more generated plates (provinces)
@@ -35,9 +39,10 @@ stage 5 21 29 1e-3 synth5            # 8 more on fresh plates with surroundings
 stage 6 29 34 5e-4 synth6            # 5 more, green the most common
 stage 7 34 37 3e-4 synth7,synth6     # 3 more adding tight crops (a character at the crop's edge, like imgs/)
 stage 8 37 40 2e-4 synth8            # 3 more, mostly real plates: loosely framed real plates read better
+stage 9 40 44 5e-4 synth9,synth9b --seed 11   # 4 more on fresh plates: real plates in every framing read better
 
 # ship the last epoch (not the best one on val: val only watches), weights only
 python -c "import sys; from lprnet.model import strip_checkpoint; strip_checkpoint(*sys.argv[1:])" \
-    "$OUT/weights8/last.pth" model/lprnet.pth
+    "$OUT/weights9/last.pth" model/lprnet.pth
 python test.py --model model/lprnet.pth --imgpath "$DATA/plates/val" --export_onnx True --dynamic True \
     --onnx_path model/LPRNet.onnx

@@ -1,4 +1,5 @@
-"""One class per inference engine, each mapping a preprocessed batch [N,3,24,94] to logits [N,68,18].
+"""One class per inference engine, each mapping a preprocessed batch [N,3,24,94] to logits [N,68,T]
+(T = 18 output columns, or 36 for a net trained with `--columns 36`).
 
 Models exported or compiled with a fixed batch are fed in chunks of that size, the last one zero-padded;
 dynamic-batch models take the batch as it comes.
@@ -85,14 +86,15 @@ class TorchEngine(Engine):
 
 
 def check_lprnet_io(path, input_shape, output_shape):
-    """Raise EngineError unless the model takes [N,3,24,94] and gives [N,68,18] (N may be symbolic)."""
+    """Raise EngineError unless the model takes [N,3,24,94] and gives [N,68,18] or [N,68,36] (N may be
+    symbolic)."""
     def dims(shape):
         return [d if isinstance(d, int) else None for d in shape]
     i, o = dims(input_shape), dims(output_shape)
-    if len(i) != 4 or i[1:] != [3, INPUT_H, INPUT_W] or len(o) != 3 or o[1:] not in ([NUM_CLASSES, 18],
-                                                                                        [NUM_CLASSES, None]):
+    if len(i) != 4 or i[1:] != [3, INPUT_H, INPUT_W] or len(o) != 3 or o[1:] not in (
+            [NUM_CLASSES, 18], [NUM_CLASSES, 36], [NUM_CLASSES, None]):
         raise EngineError(f"{path}: not an LPRNet model (input {input_shape}, output {output_shape}; "
-                          f"expected [N,3,{INPUT_H},{INPUT_W}] -> [N,{NUM_CLASSES},18])")
+                          f"expected [N,3,{INPUT_H},{INPUT_W}] -> [N,{NUM_CLASSES},18 or 36])")
     return i[0]
 
 

@@ -11,7 +11,8 @@ By default the graph is that of `LeanLPRNet`, LPRNet rewritten for inference wit
   convolutions (mean of squares per feature map, then back to its channels) and Div, where the plain export
   has a Pow, ReduceMean and Div per feature map;
 - the final mean over the 4 rows stays one ReduceMean (folding it into the container as a 4x1 kernel saves no
-  node and makes the file 25% bigger).
+  node and makes the file 25% bigger);
+- a 36-column net interpolates its pooled context to 36 columns with one MatMul.
 """
 import copy
 import inspect
@@ -112,6 +113,7 @@ class LeanLPRNet(nn.Module):
         else:
             self.context_pools = nn.ModuleList(pools[i] for i in (0, 1, 1, 2, 2))
 
+        self.context_columns = model.context_columns if model.columns != 18 else None
         self.context_parts = (sizes[0], len(keep1), len(rest1), len(keep2), len(rest2), sizes[3])
         total = sum(sizes)
         group_mean = torch.zeros(4, total, 1, 1)
@@ -164,7 +166,10 @@ class LeanLPRNet(nn.Module):
         x = self.block2(F.max_pool2d(k1, 3, stride=(1, s1)))
         k2, r2 = F.relu(self.keep2(x)), F.relu(self.rest2(x))
         t3 = F.relu(self.tail(F.max_pool2d(k2, 3, stride=(1, s2))))
-        context = torch.cat([pool(f) for pool, f in zip(self.context_pools, (t0, k1, r1, k2, r2))] + [t3], 1)
+        pooled = [pool(f) for pool, f in zip(self.context_pools, (t0, k1, r1, k2, r2))]
+        if self.context_columns is not None:  # 36 columns: one MatMul for the five pooled feature maps
+            pooled = [self.context_columns(torch.cat(pooled, 1))]
+        context = torch.cat(pooled + [t3], 1)
         mean_square = F.conv2d(F.conv2d(F.adaptive_avg_pool2d(context * context, 1), self.group_mean),
                                self.to_channels)
         return self.head(context / mean_square).mean(dim=2)

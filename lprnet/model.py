@@ -6,6 +6,12 @@ Two deliberate differences from LPRNet_Pytorch, both prediction-preserving for a
   write it as `max_pool2d(x, 3, stride=(1, sw))[:, ::sc]`.
 - Its global-context features are divided by a mean over the whole batch, so a plate's reading
   depended on its batch-mates; here the mean is per sample.
+
+`LPRNet(columns=36)` reads 36 columns instead of 18, with the same parameters: the last max pool keeps every
+column and the convolution after it skips one (dilation 2), so the even columns hold the values the 18-column
+net computes and the odd ones lie between them; the global context, pooled to 18 columns, is
+interpolated to 36. Where a plate fills only part of the crop (a loose box), 18 columns leave no room for the
+blank CTC needs between two equal characters (8 characters in 12-16 columns); 36 do.
 """
 import os
 
@@ -79,9 +85,33 @@ class Dropout(nn.Dropout):
         return x * keep.to(x.dtype).mul_(256 / (256 - drop))  # one multiply forward and backward
 
 
-class LPRNet(nn.Module):
-    def __init__(self, num_classes=NUM_CLASSES, dropout=0.5):
+class ColumnsDoubled(nn.Module):
+    """[..., n] -> [..., 2n]: the even columns are the input's, each odd one the mean of its two neighbours
+    (the last repeats the last column). One MatMul with a fixed matrix in an ONNX graph."""
+
+    def __init__(self, n):
         super().__init__()
+        spread = torch.zeros(n, 2 * n)
+        for i in range(n):
+            spread[i, 2 * i] = 1.0
+            spread[i, 2 * i + 1] += 0.5
+            spread[min(i + 1, n - 1), 2 * i + 1] += 0.5
+        self.register_buffer("spread", spread, persistent=False)
+
+    def forward(self, x):
+        return x @ self.spread
+
+
+COLUMNS = (18, 36)
+
+
+class LPRNet(nn.Module):
+    def __init__(self, num_classes=NUM_CLASSES, dropout=0.5, columns=18):
+        super().__init__()
+        if columns not in COLUMNS:
+            raise ValueError(f"columns must be one of {COLUMNS}, not {columns}")
+        self.columns = columns
+        dense = columns == 36
         layers, self.taps = [], []
 
         def add(*modules, tap=False):
@@ -95,8 +125,9 @@ class LPRNet(nn.Module):
         add(MaxPoolSubsample(2, 2))
         add(SmallBasicBlock(64, 256), nn.BatchNorm2d(256), nn.ReLU())
         add(SmallBasicBlock(256, 256), nn.BatchNorm2d(256), nn.ReLU(), tap=True)
-        add(MaxPoolSubsample(4, 2))
-        add(Dropout(dropout), nn.Conv2d(64, 256, kernel_size=(1, 4)), nn.BatchNorm2d(256), nn.ReLU())
+        add(MaxPoolSubsample(4, 1 if dense else 2))
+        add(Dropout(dropout), nn.Conv2d(64, 256, kernel_size=(1, 4), dilation=(1, 2 if dense else 1)),
+            nn.BatchNorm2d(256), nn.ReLU())
         add(Dropout(dropout), nn.Conv2d(256, num_classes, kernel_size=(13, 1)),
             nn.BatchNorm2d(num_classes), nn.ReLU(), tap=True)
         self.backbone = nn.Sequential(*layers)
@@ -104,9 +135,10 @@ class LPRNet(nn.Module):
         self.split_blocks = [i for i, m in enumerate(layers[:-3]) if isinstance(m, SmallBasicBlock)
                              and i + 2 in self.taps and isinstance(layers[i + 3], MaxPoolSubsample)
                              and layers[i + 3].channel_step > 1]
-        # the taps pooled to the 4x18 grid of the last feature map
+        # the taps pooled to the 4x18 grid of the 18-column net's last feature map
         self.context_pools = nn.ModuleList([
             nn.AvgPool2d(5, 5), nn.AvgPool2d(5, 5), nn.AvgPool2d((4, 10), (4, 2)), nn.Identity()])
+        self.context_columns = ColumnsDoubled(18) if dense else nn.Identity()
         self.container = nn.Sequential(nn.Conv2d(64 + 128 + 256 + num_classes, num_classes, kernel_size=1))
 
     def forward(self, x):
@@ -130,6 +162,8 @@ class LPRNet(nn.Module):
         for (parts, _), pool in zip(features, self.context_pools):
             pooled = [avg_pool_in_strips(pool, p) if split else pool(p) for p in parts]
             f = pooled[0] if len(pooled) == 1 else torch.cat(pooled, 1)
+            if f.shape[-1] != x.shape[-1]:
+                f = self.context_columns(f)
             context.append(f / f.pow(2).mean(dim=(1, 2, 3), keepdim=True))
         x = torch.cat(context, 1)
         if split:  # the container reads the split taps' channels in their new order
@@ -137,7 +171,7 @@ class LPRNet(nn.Module):
             x = F.conv2d(x, container.weight[:, context_order(features)], container.bias)
         else:
             x = self.container(x)
-        return x.mean(dim=2)  # [N, num_classes, 18]
+        return x.mean(dim=2)  # [N, num_classes, columns]
 
 
 def context_order(features):
@@ -228,15 +262,17 @@ def _has_weights_only():
     return "weights_only" in inspect.signature(torch.load).parameters
 
 
-def load_model(path, device="cpu"):
-    """Build LPRNet from any checkpoint we accept; returns (model in eval mode, checkpoint dict)."""
+def load_model(path, device="cpu", columns=None):
+    """Build LPRNet from any checkpoint we accept; returns (model in eval mode, checkpoint dict). The net reads
+    the checkpoint's number of output columns (18 where it does not say), or `columns`: the parameters are
+    the same."""
     ckpt = read_checkpoint(path)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt["model"].items()}
     num_classes = state["container.0.weight"].shape[0] if "container.0.weight" in state else 0
     if num_classes != NUM_CLASSES:
         raise CheckpointError(f"{path}: not an LPRNet checkpoint for the 68-character set "
                               f"(container.0.weight has {num_classes or 'no'} classes)")
-    model = LPRNet()
+    model = LPRNet(columns=columns or ckpt.get("columns", 18))
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
@@ -249,9 +285,9 @@ def load_model(path, device="cpu"):
 
 
 def save_checkpoint(path, model, **extra):
-    """Write {'format', 'model', **extra} atomically (temp file + rename)."""
+    """Write {'format', 'model', 'columns', **extra} atomically (temp file + rename)."""
     model = getattr(model, "module", model)
-    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), **extra}
+    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "columns": model.columns, **extra}
     write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 

@@ -1,7 +1,7 @@
 """The model contract, once: what goes into LPRNet and how its output becomes text.
 
-Input: NCHW float32 [N, 3, 24, 94], BGR, (pixel - 127.5) * 0.0078125. Output: logits [N, 68, 18],
-decoded greedily (argmax per column, collapse repeats, drop blanks). Every engine uses these two.
+Input: NCHW float32 [N, 3, 24, 94], BGR, (pixel - 127.5) * 0.0078125. Output: logits [N, 68, T] (T = 18
+columns, or 36), decoded greedily (argmax per column, collapse repeats, drop blanks). Every engine uses these two.
 """
 import cv2
 import numpy as np

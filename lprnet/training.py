@@ -88,17 +88,18 @@ def train_step(model, optimizer, images, labels, lengths, device, amp):
     return loss.detach()
 
 
-def start_state(pretrained_model, resume_epoch, max_epoch, log):
+def start_state(pretrained_model, resume_epoch, max_epoch, log, columns=0):
     """(model, checkpoint or None, exact_resume). An exact resume continues the saved run's optimizer and
-    schedule; anything else fine-tunes the weights on a fresh schedule from resume_epoch to max_epoch."""
+    schedule; anything else fine-tunes the weights on a fresh schedule from resume_epoch to max_epoch.
+    `columns` (0: the checkpoint's, or 18 from scratch) sets the net's output columns."""
     if not pretrained_model:
-        return LPRNet(), None, False
-    model, ckpt = load_model(pretrained_model)
+        return LPRNet(columns=columns or 18), None, False
+    model, ckpt = load_model(pretrained_model, columns=columns or None)
     saved = ckpt.get("schedule", {})
-    exact = ("optimizer" in ckpt and ckpt.get("epoch") == resume_epoch
+    exact = (ckpt.get("columns", 18) == model.columns and "optimizer" in ckpt and ckpt.get("epoch") == resume_epoch
              and saved.get("max_epoch") == max_epoch and saved.get("start_epoch") == 0)
     log(f"{'resuming' if exact else 'fine-tuning from'} {pretrained_model} "
-        f"(epoch {ckpt.get('epoch', 0)}), training epochs {resume_epoch + 1}..{max_epoch}")
+        f"(epoch {ckpt.get('epoch', 0)}), training epochs {resume_epoch + 1}..{max_epoch}, {model.columns} columns")
     return model, ckpt, exact
 
 
@@ -138,7 +139,7 @@ def plot_log(csv_path, png_path):
 
 def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, max_epoch=40,
           batch_size=64, lr=2e-3, save_folder="weights", device="auto", workers=-1, seed=0,
-          no_augment=False, amp="auto", threads=0, dropout=0.5, sync_bn=True, log=None):
+          no_augment=False, amp="auto", threads=0, dropout=0.5, sync_bn=True, columns=0, log=None):
     device = select_device(device)
     ddp = Distributed(device)
     if device.type == "cuda":
@@ -162,7 +163,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
 
     if resume_epoch >= max_epoch:
         raise SystemExit(f"error: --resume_epoch {resume_epoch} must be below --max_epoch {max_epoch}")
-    model, ckpt, exact = start_state(pretrained_model, resume_epoch, max_epoch, log)
+    model, ckpt, exact = start_state(pretrained_model, resume_epoch, max_epoch, log, columns)
     set_dropout(model, dropout)
     model = model.to(device).to(memory_format=torch.channels_last)
     if ddp.world > 1 and device.type == "cuda" and sync_bn:

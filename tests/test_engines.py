@@ -81,15 +81,17 @@ def test_ort_rejects_missing_non_onnx_and_non_lprnet_files(tmp_path):
     (tmp_path / "model.pth").write_bytes(b"x")
     with pytest.raises(EngineError, match="expected a .onnx or .ort model"):
         OrtEngine(str(tmp_path / "model.pth"))
-    with pytest.raises(EngineError, match=r"not an LPRNet model .*expected \[N,3,24,94\] -> \[N,68,18\]"):
+    with pytest.raises(EngineError, match=r"not an LPRNet model .*expected \[N,3,24,94\] -> \[N,68,18 or 36\]"):
         OrtEngine(not_lprnet_onnx(str(tmp_path / "relu.onnx")))
 
 
 def test_check_lprnet_io_returns_the_fixed_batch():
     assert check_lprnet_io("m", [8, 3, 24, 94], [8, 68, 18]) == 8
     assert check_lprnet_io("m", ["batch", 3, 24, 94], ["batch", 68, 18]) is None
-    with pytest.raises(EngineError):
-        check_lprnet_io("m", [1, 3, 32, 100], [1, 68, 18])
+    assert check_lprnet_io("m", [1, 3, 24, 94], [1, 68, 36]) == 1
+    for bad in ([1, 3, 32, 100], [1, 68, 18]), ([1, 3, 24, 94], [1, 68, 24]):
+        with pytest.raises(EngineError):
+            check_lprnet_io("m", *bad)
 
 
 def test_provider_choice(monkeypatch):

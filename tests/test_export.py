@@ -8,9 +8,9 @@ from lprnet.export import export_to_onnx
 from tests.test_model import trained_like
 
 
-@pytest.mark.parametrize("dynamic", [False, True])
-def test_onnx_matches_torch(tmp_path, dynamic):
-    model = trained_like(3)
+@pytest.mark.parametrize("dynamic,columns", [(False, 18), (True, 18), (True, 36)])
+def test_onnx_matches_torch(tmp_path, dynamic, columns):
+    model = trained_like(3, columns)
     path = str(tmp_path / "m.onnx")
     export_to_onnx(model, path, dynamic=dynamic)
     proto = onnx.load(path)
@@ -24,5 +24,5 @@ def test_onnx_matches_torch(tmp_path, dynamic):
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     got = engine(x)  # a static model is fed one plate at a time
-    assert got.shape == (5, 68, 18)
+    assert got.shape == (5, 68, columns)
     assert np.allclose(got, expected, atol=1e-4)

@@ -5,7 +5,16 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lprnet.model import CheckpointError, Dropout, LPRNet, MaxPoolSubsample, avg_pool_in_strips, load_model
+from lprnet.model import (
+    CheckpointError,
+    ColumnsDoubled,
+    Dropout,
+    LPRNet,
+    MaxPoolSubsample,
+    avg_pool_in_strips,
+    load_model,
+    save_checkpoint,
+)
 
 
 def original_forward(model, x):
@@ -27,10 +36,10 @@ def original_forward(model, x):
     return torch.mean(model.container(torch.cat(context, 1)), dim=2)
 
 
-def trained_like(seed=0):
+def trained_like(seed=0, columns=18):
     """A model with non-trivial BatchNorm statistics, in eval mode."""
     torch.manual_seed(seed)
-    model = LPRNet()
+    model = LPRNet(columns=columns)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
@@ -70,12 +79,13 @@ def test_dropout_keeps_half_scaled_and_is_seeded(channels_last):
     assert torch.equal(Dropout(0.0).train()(x), x)
 
 
-@pytest.mark.parametrize("channels_last,momentum", [(False, 0.1), (True, 0.1), (False, None)])
-def test_cpu_training_pass_with_split_taps_equals_the_plain_pass(channels_last, momentum):
+@pytest.mark.parametrize("channels_last,momentum,columns", [(False, 0.1, 18), (True, 0.1, 18), (False, None, 18),
+                                                            (True, 0.1, 36)])
+def test_cpu_training_pass_with_split_taps_equals_the_plain_pass(channels_last, momentum, columns):
     """Training on CPU computes the subsampled taps' kept and other channels apart; outputs, gradients and
     BatchNorm statistics must be those of the plain pass (which CUDA and eval mode use)."""
     torch.manual_seed(0)
-    split = LPRNet(dropout=0.0).train()
+    split = LPRNet(dropout=0.0, columns=columns).train()
     for m in split.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = momentum
@@ -86,7 +96,7 @@ def test_cpu_training_pass_with_split_taps_equals_the_plain_pass(channels_last, 
     if channels_last:
         split, plain = (m.to(memory_format=torch.channels_last) for m in (split, plain))
         x = x.contiguous(memory_format=torch.channels_last)
-    weights = torch.randn(6, 68, 18)
+    weights = torch.randn(6, 68, columns)
     y_split, y_plain = split(x), plain(x)
     assert torch.allclose(y_split, y_plain, atol=1e-5)
     (y_split * weights).sum().backward()
@@ -175,3 +185,34 @@ def test_reference_checkpoint_loads_unmodified(reference_checkpoint):
     with torch.no_grad():
         out = model(torch.zeros(2, 3, 24, 94))
     assert out.shape == (2, 68, 18) and np.isfinite(out.numpy()).all()
+
+
+def test_columns_doubled_keeps_the_columns_and_puts_their_mean_between():
+    x = torch.tensor([[1.0, 3.0, 7.0]])
+    assert torch.equal(ColumnsDoubled(3)(x), torch.tensor([[1.0, 2.0, 3.0, 5.0, 7.0, 7.0]]))
+
+
+def test_36_columns_compute_the_18_column_features_at_even_columns_with_the_same_parameters():
+    narrow = trained_like(6)
+    wide = LPRNet(columns=36).eval()
+    wide.load_state_dict(narrow.state_dict())  # strict: the same parameter names and shapes
+    x = torch.randn(3, 3, 24, 94)
+    with torch.no_grad():
+        f18, f36 = narrow.backbone(x), wide.backbone(x)
+        out = wide(x)
+    assert f18.shape[-1] == 18 and f36.shape[-1] == 36 and out.shape == (3, 68, 36)
+    assert torch.allclose(f36[..., ::2], f18, atol=1e-5)
+
+
+def test_checkpoint_remembers_its_columns_and_18_column_weights_load_as_36(tmp_path):
+    path = str(tmp_path / "wide.pth")
+    save_checkpoint(path, trained_like(7, columns=36))
+    assert load_model(path)[0].columns == 36
+    narrow = str(tmp_path / "narrow.pth")
+    torch.save(trained_like(7).state_dict(), narrow)  # a bare state_dict, as LPRNet_Pytorch saves: 18 columns
+    assert load_model(narrow)[0].columns == 18
+    wide = load_model(narrow, columns=36)[0]
+    with torch.no_grad():
+        assert wide(torch.zeros(1, 3, 24, 94)).shape == (1, 68, 36)
+    with pytest.raises(ValueError, match="columns must be one of"):
+        LPRNet(columns=24)

@@ -46,6 +46,9 @@ def test_lean_graph_drops_the_plain_exports_slices_and_per_map_normalisation(tmp
     assert onnx.load(lean_path).opset_import[0].version == OPSET
     conv_pools = op_counts(export_to_onnx(model, str(tmp_path / "c.onnx"), dynamic=True, pool_as_conv=True))
     assert conv_pools["AveragePool"] == 0 and conv_pools["Conv"] == lean["Conv"] + 5
+    wide = op_counts(export_to_onnx(trained_like(2, columns=36), str(tmp_path / "wide.onnx"), dynamic=True))
+    assert wide["MatMul"] == 1 and wide["Concat"] == 2  # the pooled context to 36 columns, then the last tap
+    assert sum(wide.values()) == sum(lean.values()) + 2
 
 
 def test_lean_and_plain_exports_read_every_real_crop_alike(tmp_path):
@@ -86,9 +89,9 @@ def optimized_ops(path, tmp_path):
     return op_counts(options.optimized_model_filepath)
 
 
-@pytest.mark.parametrize("dynamic", [True, False])
-def test_int8_runs_the_backbone_and_context_pooling_as_fused_int8_convs(tmp_path, dynamic):
-    model = trained_like(5)
+@pytest.mark.parametrize("dynamic,columns", [(True, 18), (False, 18), (True, 36)])
+def test_int8_runs_the_backbone_and_context_pooling_as_fused_int8_convs(tmp_path, dynamic, columns):
+    model = trained_like(5, columns)
     path = quantize_to_onnx(model, str(tmp_path / "m_int8.onnx"), random_plates(40), dynamic=dynamic)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m_int8.onnx"]
     ops = optimized_ops(path, tmp_path)
@@ -96,13 +99,14 @@ def test_int8_runs_the_backbone_and_context_pooling_as_fused_int8_convs(tmp_path
     assert ops["Conv"] == 3  # float: the two context-statistics convs and the head
     assert ops["Slice"] == ops["QLinearAveragePool"] == ops["BatchNormalization"] == 0
     assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 6  # in once, out once per context part
+    assert ops["MatMul"] == (columns == 36)  # float, like the rest of the context
     engine = OrtEngine(path)
     assert engine.fixed_batch == (None if dynamic else 1)
     x = to_input(random_plates(5, seed=1))
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     got = engine(x)
-    assert got.shape == (5, 68, 18)
+    assert got.shape == (5, 68, columns)
     assert np.abs(got - expected).mean() < 0.1 * np.abs(expected).mean()
 
 

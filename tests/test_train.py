@@ -88,3 +88,19 @@ def test_data_loading_stays_in_the_training_process_on_cpu_by_default():
     assert resolve_workers(-1, torch.device("cpu")) == 0
     assert resolve_workers(3, torch.device("cpu")) == 3
     assert 1 <= resolve_workers(-1, torch.device("cuda")) <= 4
+
+
+def test_fine_tuning_with_36_columns_keeps_them_and_test_py_and_onnx_read_them(small_run, tmp_path, capsys):
+    train, val, weights = small_run
+    wide = str(tmp_path / "wide")
+    train_script.main(["--train_img_dirs", train, "--test_img_dirs", val, "--max_epoch", "2", "--batch_size", "32",
+                       "--save_folder", wide, "--workers", "0", "--amp", "off", "--columns", "36",
+                       "--pretrained_model", os.path.join(weights, "last.pth"), "--resume_epoch", "1"])
+    assert "fine-tuning from" in capsys.readouterr().out  # 18 -> 36 columns is never an exact resume
+    assert read_checkpoint(os.path.join(wide, "last.pth"))["columns"] == 36
+    onnx_path = str(tmp_path / "wide.onnx")
+    score = test_script.run(os.path.join(wide, "last.pth"), val, batch_size=7, export_onnx=True, dynamic=True,
+                            onnx_path=onnx_path)
+    assert score.total == 32
+    out = capsys.readouterr().out
+    assert "ONNX Runtime agrees with torch on all 32 plates" in out
