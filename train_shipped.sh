@@ -39,7 +39,7 @@ stage 5 21 29 1e-3 synth5            # 8 more on fresh plates with surroundings
 stage 6 29 34 5e-4 synth6            # 5 more, green the most common
 stage 7 34 37 3e-4 synth7,synth6     # 3 more adding tight crops (a character at the crop's edge, like imgs/)
 stage 8 37 40 2e-4 synth8            # 3 more, mostly real plates: loosely framed real plates read better
-stage 9 40 44 5e-4 synth9,synth9b --seed 11   # 4 more on fresh plates: real plates in every framing read better
+stage 9 40 44 5e-4 synth9,synth9b --seed 11   # 4 more on fresh plates: plates/val and loose blue crops read better
 
 # ship the last epoch (not the best one on val: val only watches), weights only
 python -c "import sys; from lprnet.model import strip_checkpoint; strip_checkpoint(*sys.argv[1:])" \
