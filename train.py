@@ -8,6 +8,7 @@ import sys
 
 from lprnet.cli import str2bool
 from lprnet.model import CheckpointError
+from lprnet.preprocess import OUTPUT_COLUMNS
 from lprnet.training import train
 
 
@@ -31,7 +32,7 @@ def parse_opt(argv=None):
                    help="bf16 autocast; auto turns it on for AMX/AVX512-BF16 CPUs and bf16 GPUs")
     p.add_argument("--threads", type=int, default=0, help="CPU threads in all (0: every core)")
     p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--columns", type=int, default=0, choices=[0, 18, 36],
+    p.add_argument("--columns", type=int, default=0, choices=(0,) + OUTPUT_COLUMNS,
                    help="output columns: 18 (LPRNet's) or 36 (room for 8 characters in a loose crop); "
                         "0 keeps the pretrained model's, or 18")
     p.add_argument("--sync_bn", type=str2bool, default=True,

@@ -10,7 +10,7 @@ import numpy as np
 
 from .charset import NUM_CLASSES
 from .image import write_atomic
-from .preprocess import INPUT_H, INPUT_W
+from .preprocess import INPUT_H, INPUT_W, OUTPUT_COLUMNS
 
 # ONNX Runtime execution providers, best first; `auto` picks the first one this onnxruntime build has.
 ORT_PROVIDERS = ("MIGraphXExecutionProvider", "ROCMExecutionProvider", "CUDAExecutionProvider",
@@ -86,15 +86,16 @@ class TorchEngine(Engine):
 
 
 def check_lprnet_io(path, input_shape, output_shape):
-    """Raise EngineError unless the model takes [N,3,24,94] and gives [N,68,18] or [N,68,36] (N may be
-    symbolic)."""
+    """Raise EngineError unless the model takes [N,3,24,94] and gives [N,68,T] with T in OUTPUT_COLUMNS (N, and
+    T, may be symbolic)."""
     def dims(shape):
         return [d if isinstance(d, int) else None for d in shape]
     i, o = dims(input_shape), dims(output_shape)
-    if len(i) != 4 or i[1:] != [3, INPUT_H, INPUT_W] or len(o) != 3 or o[1:] not in (
-            [NUM_CLASSES, 18], [NUM_CLASSES, 36], [NUM_CLASSES, None]):
+    if (len(i) != 4 or i[1:] != [3, INPUT_H, INPUT_W] or len(o) != 3 or o[1] != NUM_CLASSES
+            or o[2] not in OUTPUT_COLUMNS + (None,)):
+        columns = " or ".join(map(str, OUTPUT_COLUMNS))
         raise EngineError(f"{path}: not an LPRNet model (input {input_shape}, output {output_shape}; "
-                          f"expected [N,3,{INPUT_H},{INPUT_W}] -> [N,{NUM_CLASSES},18 or 36])")
+                          f"expected [N,3,{INPUT_H},{INPUT_W}] -> [N,{NUM_CLASSES},{columns}])")
     return i[0]
 
 

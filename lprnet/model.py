@@ -22,6 +22,7 @@ from torch.nn.modules.utils import _pair
 
 from .charset import NUM_CLASSES
 from .image import write_atomic
+from .preprocess import OUTPUT_COLUMNS
 
 CHECKPOINT_FORMAT = "lprnet-checkpoint-v1"
 
@@ -102,14 +103,12 @@ class ColumnsDoubled(nn.Module):
         return x @ self.spread
 
 
-COLUMNS = (18, 36)
-
 
 class LPRNet(nn.Module):
     def __init__(self, num_classes=NUM_CLASSES, dropout=0.5, columns=18):
         super().__init__()
-        if columns not in COLUMNS:
-            raise ValueError(f"columns must be one of {COLUMNS}, not {columns}")
+        if columns not in OUTPUT_COLUMNS:
+            raise ValueError(f"columns must be one of {OUTPUT_COLUMNS}, not {columns}")
         self.columns = columns
         dense = columns == 36
         layers, self.taps = [], []
@@ -262,6 +261,11 @@ def _has_weights_only():
     return "weights_only" in inspect.signature(torch.load).parameters
 
 
+def checkpoint_columns(ckpt):
+    """The output columns a checkpoint was trained with; LPRNet_Pytorch's and older ones do not say: 18."""
+    return ckpt.get("columns", 18)
+
+
 def load_model(path, device="cpu", columns=None):
     """Build LPRNet from any checkpoint we accept; returns (model in eval mode, checkpoint dict). The net reads
     the checkpoint's number of output columns (18 where it does not say), or `columns`: the parameters are
@@ -272,7 +276,7 @@ def load_model(path, device="cpu", columns=None):
     if num_classes != NUM_CLASSES:
         raise CheckpointError(f"{path}: not an LPRNet checkpoint for the 68-character set "
                               f"(container.0.weight has {num_classes or 'no'} classes)")
-    model = LPRNet(columns=columns or ckpt.get("columns", 18))
+    model = LPRNet(columns=columns or checkpoint_columns(ckpt))
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]

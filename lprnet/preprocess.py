@@ -9,6 +9,7 @@ import numpy as np
 from .charset import BLANK, CHARS
 
 INPUT_W, INPUT_H = 94, 24
+OUTPUT_COLUMNS = (18, 36)  # LPRNet's 18, or 36 (`LPRNet(columns=36)`)
 MEAN, SCALE = 127.5, 0.0078125
 
 

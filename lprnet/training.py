@@ -15,7 +15,7 @@ from .dataset import PlateDataset, collate, load_samples
 from .device import autocast, configure_cpu, resolve_amp, resolve_workers, select_device, slow_bf16_warning
 from .evaluate import score_dataset
 from .image import write_atomic
-from .model import LPRNet, load_model, save_checkpoint
+from .model import LPRNet, checkpoint_columns, load_model, save_checkpoint
 
 WARMUP = 0.15        # fraction of the schedule spent rising to the peak lr
 START_DIV = 25.0     # the schedule starts at lr / START_DIV ...
@@ -96,7 +96,7 @@ def start_state(pretrained_model, resume_epoch, max_epoch, log, columns=0):
         return LPRNet(columns=columns or 18), None, False
     model, ckpt = load_model(pretrained_model, columns=columns or None)
     saved = ckpt.get("schedule", {})
-    exact = (ckpt.get("columns", 18) == model.columns and "optimizer" in ckpt and ckpt.get("epoch") == resume_epoch
+    exact = (checkpoint_columns(ckpt) == model.columns and "optimizer" in ckpt and ckpt.get("epoch") == resume_epoch
              and saved.get("max_epoch") == max_epoch and saved.get("start_epoch") == 0)
     log(f"{'resuming' if exact else 'fine-tuning from'} {pretrained_model} "
         f"(epoch {ckpt.get('epoch', 0)}), training epochs {resume_epoch + 1}..{max_epoch}, {model.columns} columns")
