@@ -1,6 +1,7 @@
 """Framing benchmark: how well a model reads plates cropped tight, loose, shifted, rotated or rectified.
 
     python bench_framing.py --model model/lprnet.pth --sets ../shared/data/plates_context/val
+    python bench_framing.py --model model/LPRNet.onnx --sets DIR1,DIR2 --cut_detail
 """
 import argparse
 import os
@@ -8,7 +9,7 @@ import sys
 
 from lprnet.dataset import load_samples
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
-from lprnet.framing import table
+from lprnet.framing import cut_table, table
 from lprnet.model import CheckpointError
 
 
@@ -20,6 +21,8 @@ def parse_opt(argv=None):
     p.add_argument("--limit", type=int, default=0, help="use only the first N plates of each set")
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cut_detail", action="store_true",
+                   help="also split the shifted variant by the share of the first/last character the window keeps")
     return p.parse_args(argv)
 
 
@@ -29,7 +32,7 @@ def set_name(folder):
     return "/".join(parts[-2:])
 
 
-def run(model, sets, limit=0, batch_size=256, seed=0):
+def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False):
     try:
         engine = OrtEngine(model) if model.endswith(".onnx") else TorchEngine(model)
         named = {}
@@ -43,6 +46,8 @@ def run(model, sets, limit=0, batch_size=256, seed=0):
     except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     result = table(engine, named, batch_size, seed)
+    if cut_detail:
+        result += "\n\n" + cut_table(engine, named, batch_size, seed)
     print(f"model: {model}\n{result}")
     return result
 

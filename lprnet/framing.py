@@ -7,6 +7,11 @@ import numpy as np
 
 from .augment import bounding_corners, box_crop, make_window, warp_window
 from .evaluate import read_texts
+from .synth import LAYOUT_7, LAYOUT_8
+
+SHIFTED = "shifted (+-10%)"
+# where cut_table's bins of the share of the end character a shifted window keeps meet
+KEPT_EDGES = (0.25, 0.4, 0.5, 0.6, 0.8)
 
 
 def _tight(img, quad, rng):
@@ -17,8 +22,12 @@ def _loose(img, quad, rng):
     return box_crop(img, make_window(bounding_corners(quad), rng.uniform(0.05, 0.25, size=4)))
 
 
+def _shift(rng):
+    return rng.uniform(-0.10, 0.10, size=2)
+
+
 def _shifted(img, quad, rng):
-    return box_crop(img, make_window(bounding_corners(quad), shift=rng.uniform(-0.10, 0.10, size=2)))
+    return box_crop(img, make_window(bounding_corners(quad), shift=_shift(rng)))
 
 
 def _rotated(img, quad, rng):
@@ -32,7 +41,7 @@ def _rectified(img, quad, rng):
 VARIANTS = {
     "tight": _tight,                 # the axis-aligned box, as CCPD gives it
     "loose (+5-25% each side)": _loose,
-    "shifted (+-10%)": _shifted,
+    SHIFTED: _shifted,
     "rotated (+-8 deg)": _rotated,
     "rectified (4 corners)": _rectified,
 }
@@ -57,4 +66,42 @@ def table(engine, sets, batch_size=256, seed=0):
     for variant in VARIANTS:
         cells = [f"{100 * accuracy(engine, sets[n], variant, batch_size, seed):.1f}%" for n in names]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def end_character_kept(quad, text, shift):
+    """The share of the first or of the last character, whichever is cut more, that the window shifted by
+    `shift` (fractions of the box, as `_shifted` draws it) keeps. Character places follow the GA 36 layout of
+    the plate's length, measured along the plate's top and bottom edges between its corners."""
+    layout = LAYOUT_8 if len(text) == 8 else LAYOUT_7
+    box = bounding_corners(quad)
+    move = shift[0] * (box[1, 0] - box[0, 0])
+    left, right = box[0, 0] + move, box[1, 0] + move
+
+    def x_at(f):  # x of the point a fraction f along the plate, halfway between its top and bottom edges
+        return ((1 - f) * (quad[0, 0] + quad[3, 0]) + f * (quad[1, 0] + quad[2, 0])) / 2
+
+    kept = []
+    for x_mm, w_mm in (layout.boxes[0], layout.boxes[-1]):
+        a, b = x_at(x_mm / layout.width), x_at((x_mm + w_mm) / layout.width)
+        kept.append(max(0.0, min(b, right) - max(a, left)) / (b - a))
+    return min(kept)
+
+
+def cut_table(engine, sets, batch_size=256, seed=0):
+    """Markdown: the shifted variant's accuracy by the share of the end character it cuts most that stays in the
+    window (rows: the bins KEPT_EDGES make), per named set. Shows how much of its loss is characters cut away."""
+    lines = ["| end character kept | " + " | ".join(sets) + " |", "| --- |" + " ---: |" * len(sets)]
+    columns = []
+    for samples in sets.values():
+        texts = read_texts(engine, crops(samples, SHIFTED, seed), batch_size)
+        kept = [end_character_kept(s.quad, s.text, _shift(np.random.default_rng((seed, i))))
+                for i, s in enumerate(samples)]
+        rows = np.searchsorted(KEPT_EDGES, kept, side="right")
+        right = np.array([t == s.text for t, s in zip(texts, samples)])
+        columns.append([right[rows == r] for r in range(len(KEPT_EDGES) + 1)])
+    bounds = (0.0,) + KEPT_EDGES + (1.0,)
+    for r in range(len(KEPT_EDGES) + 1):
+        cells = [f"{100 * c[r].mean():.1f}% ({len(c[r])})" if len(c[r]) else "- (0)" for c in columns]
+        lines.append(f"| {bounds[r]:.2f}-{bounds[r + 1]:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,7 +4,7 @@ import numpy as np
 import bench_framing
 from lprnet.augment import Framing, box_crop, corners_of_image, frame_window, make_window, warp_window
 from lprnet.dataset import Sample
-from lprnet.framing import VARIANTS, crops
+from lprnet.framing import SHIFTED, VARIANTS, crops, end_character_kept
 from lprnet.preprocess import resize_plate
 from tests.conftest import shared_path
 
@@ -36,18 +36,39 @@ def test_variants_are_seeded_and_frame_the_plate():
     assert tight.min() == 230  # exactly the plate
     loose = crops(samples, "loose (+5-25% each side)")
     assert loose.mean() < tight.mean() - 20  # surroundings came in
-    assert not np.array_equal(crops(samples, "shifted (+-10%)", 1), crops(samples, "shifted (+-10%)", 2))
+    assert not np.array_equal(crops(samples, SHIFTED, 1), crops(samples, SHIFTED, 2))
     assert np.array_equal(warp_window(samples[0].image, samples[0].quad), tight[0])
 
 
 def test_benchmark_command_on_a_handful_of_real_plates(reference_checkpoint, capsys):
     folder = shared_path("data", "plates_context", "val")
-    out = bench_framing.run(str(reference_checkpoint), str(folder), limit=12)
-    rows = out.splitlines()
+    out = bench_framing.run(str(reference_checkpoint), str(folder), limit=12, cut_detail=True)
+    variants, detail = out.split("\n\n")
+    rows = variants.splitlines()
     assert rows[0] == "| framing | plates_context/val (12) |"
     assert [r.split("|")[1].strip() for r in rows[2:]] == list(VARIANTS)
     accuracies = [float(r.split("|")[2].strip().rstrip("%")) for r in rows[2:]]
     assert all(0 <= a <= 100 for a in accuracies) and accuracies[0] >= 75  # LPRNet_Pytorch reads tight crops
+    bins = detail.splitlines()[2:]
+    assert [r.split("|")[1].strip() for r in bins][::5] == ["0.00-0.25", "0.80-1.00"]
+    counts = [int(r.split("(")[-1].split(")")[0]) for r in bins]
+    assert sum(counts) == 12  # every shifted crop falls in one bin
+    shifted_right = round(float(rows[2 + list(VARIANTS).index(SHIFTED)].split("|")[2].strip().rstrip("%")) * 12 / 100)
+    right_in_bins = sum(round(float(r.split("|")[2].split("%")[0]) * n / 100) for r, n in zip(bins, counts) if n)
+    assert right_in_bins == shifted_right  # the same crops, read the same way
+
+
+def test_a_shifted_window_keeps_the_share_of_the_end_character_the_plate_layout_says():
+    blue = np.float32([[0, 0], [440, 0], [440, 140], [0, 140]])  # GA 36 millimetres: characters 45 wide from 15.5
+    assert end_character_kept(blue, "皖A12345", (0.0, 0.0)) == 1.0
+    assert np.isclose(end_character_kept(blue, "皖A12345", (0.10, 0.05)), (60.5 - 44) / 45)  # province cut
+    assert np.isclose(end_character_kept(blue, "皖A12345", (-0.10, 0.0)), (396 - 379.5) / 45)  # last one cut
+    assert end_character_kept(blue, "皖A12345", (0.5, 0.0)) == 0.0
+    green = np.float32([[0, 0], [480, 0], [480, 140], [0, 140]])  # last of 8 characters: 43 wide from 421.5
+    assert np.isclose(end_character_kept(green, "皖AD12345", (-0.10, 0.0)), (432 - 421.5) / 43)
+    # top edge 20 to the right: the box is 460 wide and the characters sit where the plate's middle line has them
+    leaning = blue + np.float32([[20, 0], [20, 0], [0, 0], [0, 0]])
+    assert np.isclose(end_character_kept(leaning, "皖A12345", (0.10, 0.0)), (10 + 60.5 - 46) / 45)
 
 
 def test_training_windows_sometimes_stay_near_the_box_so_shifts_cut_into_the_plate():
