@@ -72,6 +72,17 @@ def test_ort_pads_or_loops_to_the_models_batch(onnx_models, batch7, kind, fixed)
     assert engine(x[:0]).shape == (0, 68, 18)
 
 
+def test_a_fixed_batch_36_column_model_gives_36_columns_even_for_no_plates(batch7, tmp_path):
+    x, _ = batch7
+    model = trained_like(6, columns=36)
+    engine = OrtEngine(export_to_onnx(model, str(tmp_path / "s2.onnx"), batch=2))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x[:3])).numpy()
+    assert engine.fixed_batch == 2
+    assert np.allclose(engine(x[:3]), expected, atol=1e-4)  # a run of 2, then 1 padded to 2
+    assert engine(x[:0]).shape == (0, 68, 36)
+
+
 def test_ort_rejects_missing_non_onnx_and_non_lprnet_files(tmp_path):
     with pytest.raises(EngineError, match="no such model file"):
         OrtEngine(str(tmp_path / "missing.onnx"))
