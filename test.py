@@ -34,12 +34,14 @@ def parse_opt(argv=None):
     p.add_argument("--amp", default="off", choices=["off", "bf16"], help="bf16 autocast for torch inference")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--show", action="store_true", help="print every misread plate")
+    p.add_argument("--plate_rules", type=str2bool, default=False, help="a reading of 8-9 characters that is no "
+                   "plate drops its least confident extra characters (True/False; default: plain greedy decoding)")
     return p.parse_args(argv)
 
 
-def check_onnx_parity(onnx_path, plates, expected, batch_size):
+def check_onnx_parity(onnx_path, plates, expected, batch_size, plate_rules):
     engine = OrtEngine(onnx_path)
-    got = read_texts(engine, plates, batch_size)
+    got = read_texts(engine, plates, batch_size, plate_rules)
     differ = sum(a != b for a, b in zip(got, expected))
     batch = engine.fixed_batch or "dynamic"
     if differ:
@@ -49,7 +51,7 @@ def check_onnx_parity(onnx_path, plates, expected, batch_size):
 
 
 def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batch_size, calib_dir, calib_count,
-                dynamic):
+                dynamic, plate_rules):
     """Quantise, then score the int8 model on the same plates as torch (`expected`, `torch_accuracy`: torch's
     readings and their accuracy)."""
     from lprnet.quantize import QuantizeError, calibration_plates, int8_path_for, quantize_to_onnx
@@ -57,7 +59,7 @@ def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batc
     try:
         calibration = calibration_plates(calib_dir, calib_count)
         quantize_to_onnx(model, path, calibration, dynamic=dynamic)
-        got = read_texts(OrtEngine(path), plates, batch_size)
+        got = read_texts(OrtEngine(path), plates, batch_size, plate_rules)
     except (QuantizeError, EngineError) as e:
         sys.exit(f"error: {e}")
     score = Score()
@@ -70,7 +72,8 @@ def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batc
 
 
 def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_path="model/LPRNet.onnx",
-        device="auto", amp="off", threads=0, show=False, int8=False, calib_dir="", calib_count=200):
+        device="auto", amp="off", threads=0, show=False, int8=False, calib_dir="", calib_count=200,
+        plate_rules=False):
     if batch_size < 1:
         sys.exit("error: --batch_size must be at least 1")
     if int8 and not export_onnx:
@@ -88,7 +91,7 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     read, plates, unreadable = load_plates(paths)
     truth = dict(zip(paths, labels))
     t0 = time.time()
-    texts = read_texts(engine, plates, batch_size)
+    texts = read_texts(engine, plates, batch_size, plate_rules)
     seconds = time.time() - t0
 
     score = Score()
@@ -105,12 +108,12 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     if export_onnx:
         try:
             export_to_onnx(engine.model, onnx_path, dynamic=dynamic)
-            check_onnx_parity(onnx_path, plates, texts, batch_size)
+            check_onnx_parity(onnx_path, plates, texts, batch_size, plate_rules)
         except EngineError as e:
             sys.exit(f"error: {e}")
         if int8:
             export_int8(engine.model, onnx_path, plates, texts, [truth[p] for p in read], score.accuracy,
-                        batch_size, calib_dir, calib_count, dynamic)
+                        batch_size, calib_dir, calib_count, dynamic, plate_rules)
     print(score.summary())
     return score
 

@@ -34,12 +34,17 @@ def label_from_filename(path):
     return re.split(r"[_-]", stem, maxsplit=1)[0]
 
 
+def is_plate(text):
+    """True for a 7-character plate, or an 8-character green one with its D/F where GA 36 puts it."""
+    return any(p.fullmatch(text) for p in _PLATE_PATTERNS)
+
+
 def check_plate(text):
     """Raise LabelError unless `text` is a 7-character or green 8-character plate in CHARS."""
     unknown = sorted({c for c in text if c not in CHAR_INDEX or c == "-"})
     if unknown:
         raise LabelError(f"character(s) {''.join(unknown)!r} not in the charset")
-    if not any(p.fullmatch(text) for p in _PLATE_PATTERNS):
+    if not is_plate(text):
         raise LabelError(f"{text!r} is not a plate (7 characters, or 8 with D/F for green plates)")
     return text
 

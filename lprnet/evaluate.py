@@ -51,11 +51,11 @@ def labelled_images(imgpath, log=print):
     return paths, labels, skipped
 
 
-def read_texts(engine, plates, batch_size):
+def read_texts(engine, plates, batch_size, plate_rules=False):
     """What `engine` (model input -> logits) reads on uint8 `plates` [N, 24, 94, 3], batch_size plates a call."""
     texts = []
     for start in range(0, len(plates), batch_size):
-        texts += greedy_decode(engine(to_input(plates[start:start + batch_size])))
+        texts += greedy_decode(engine(to_input(plates[start:start + batch_size])), plate_rules)
     return texts
 
 

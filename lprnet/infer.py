@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .charset import LabelError, check_plate, label_from_filename
+from .cli import str2bool
 from .engines import EngineError
 from .evaluate import Score
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
@@ -47,6 +48,8 @@ def add_io_args(parser):
     parser.add_argument("--save_vis", default="", help="folder for each image, enlarged, with its plate under it")
     parser.add_argument("--font", default="", help="font file with Chinese glyphs for --save_vis "
                         "(default: WenQuanYi Zen Hei or Noto Sans CJK, found with fc-list)")
+    parser.add_argument("--plate_rules", type=str2bool, default=False, help="a reading of 8-9 characters that is "
+                        "no plate drops its least confident extra characters (True/False)")
 
 
 @dataclass
@@ -237,7 +240,7 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
     return paths, font
 
 
-def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", log=print):
+def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", plate_rules=False, log=print):
     """Recognise every image under `imgpath` with the engine `open_engine()` builds for `model`.
 
     Returns (list of Result, summary dict). The last line printed is `summary {json}`; img_per_s counts
@@ -259,7 +262,7 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
         if plates:
             t0 = time.perf_counter()
             try:
-                texts = greedy_decode(engine(to_input(np.stack(plates))))
+                texts = greedy_decode(engine(to_input(np.stack(plates))), plate_rules)
             except EngineError as e:
                 fatal(str(e))
             seconds += time.perf_counter() - t0
@@ -272,6 +275,7 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
         results += batch
 
     summary, score = summarise(results, seconds, engine, batch_size)
+    summary["plate_rules"] = plate_rules
     if output:
         try:
             write_results(output, results, summary)

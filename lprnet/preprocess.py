@@ -1,12 +1,15 @@
 """The model contract, once: what goes into LPRNet and how its output becomes text.
 
 Input: NCHW float32 [N, 3, 24, 94], BGR, (pixel - 127.5) * 0.0078125. Output: logits [N, 68, T] (T = 18
-columns, or 36), decoded greedily (argmax per column, collapse repeats, drop blanks). Every engine uses these two.
+columns, or 36), decoded greedily (argmax per column, collapse repeats, drop blanks; optionally fitted to a
+valid plate). Every engine uses these two.
 """
+from itertools import combinations
+
 import cv2
 import numpy as np
 
-from .charset import BLANK, CHARS
+from .charset import BLANK, CHARS, is_plate
 
 INPUT_W, INPUT_H = 94, 24
 OUTPUT_COLUMNS = (18, 36)  # LPRNet's 18, or 36 (`LPRNet(columns=36)`)
@@ -35,18 +38,52 @@ def preprocess(images):
     return to_input(np.stack([resize_plate(img) for img in images]))
 
 
-def greedy_decode(logits):
-    """Logits [N, 68, T] (numpy or torch) -> list of plate strings."""
-    best = np.asarray(logits).argmax(axis=1)
+def greedy_decode(logits, plate_rules=False):
+    """Logits [N, 68, T] (numpy or torch) -> list of plate strings: the best class of each column, repeats
+    collapsed, blanks dropped. With `plate_rules`, a reading of 8 or 9 characters that is no plate loses the
+    fewest, least confident characters that leave one (`fit_to_plate`)."""
+    logits = np.asarray(logits)
     texts = []
-    for row in best:
-        chars, prev = [], BLANK
-        for k in row:
-            if k != prev and k != BLANK:
-                chars.append(CHARS[k])
+    for scores, best in zip(logits, logits.argmax(axis=1)):
+        runs, prev = [], BLANK  # [class, first column, last column] of each character read
+        for t, k in enumerate(best):
+            if k != BLANK:
+                if k != prev:
+                    runs.append([k, t, t])
+                else:
+                    runs[-1][2] = t
             prev = k
-        texts.append("".join(chars))
+        text = "".join(CHARS[k] for k, _, _ in runs)
+        if plate_rules and 7 < len(text) <= 7 + MAX_DROPPED and not is_plate(text):
+            text = fit_to_plate(text, character_confidences(scores, runs))
+        texts.append(text)
     return texts
+
+
+MAX_DROPPED = 2  # plate_rules repairs readings of up to 9 characters
+
+
+def character_confidences(scores, runs):
+    """The softmax probability of each character read, at its most confident column."""
+    p = np.exp(scores - scores.max(axis=0))
+    p /= p.sum(axis=0)
+    return [p[k, first:last + 1].max() for k, first, last in runs]
+
+
+def fit_to_plate(text, confidences):
+    """The plate left by dropping the fewest characters of `text` (up to MAX_DROPPED), of least total confidence;
+    `text` itself where none is left. The usual case: LPRNet reads one extra character from the frame or the
+    background beside the plate (`皖AY68767` for `皖AY6876`); only green plates have 8 characters, with D/F third
+    or last."""
+    for count in range(1, min(MAX_DROPPED, len(text) - 7) + 1):
+        options = []
+        for dropped in combinations(range(len(text)), count):
+            kept = "".join(c for i, c in enumerate(text) if i not in dropped)
+            if is_plate(kept):
+                options.append((sum(confidences[i] for i in dropped), kept))
+        if options:
+            return min(options)[1]
+    return text
 
 
 def read_plates(paths):

@@ -249,6 +249,24 @@ def test_accuracy_equals_test_py_on_real_plates(tmp_path, capsys):
         assert sum(line.endswith("  ✓") for line in lines) == scores[0].correct
 
 
+def test_plate_rules_mend_extra_characters_on_real_plates(capsys):
+    """The shipped model on the real validation crops: --plate_rules True keeps every right reading and mends
+    some 8-character misreadings (an extra character from beside the plate); test.py and the ORT script agree."""
+    val = str(shared_path("data", "plates", "val"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pth, onnx = os.path.join(root, "model", "lprnet.pth"), os.path.join(root, "model", "LPRNet.onnx")
+    plain, _ = ort_script.run(onnx, val, 64)
+    ruled, summary = ort_script.run(onnx, val, 64, plate_rules=True)
+    assert summary["plate_rules"] is True
+    changed = [(a.plate, b.plate, a.label) for a, b in zip(plain, ruled) if a.plate != b.plate]
+    assert all(len(was) == 8 and len(now) == 7 and was != label for was, now, label in changed)
+    mended = sum(now == label for _, now, label in changed)
+    assert mended >= 2 and summary["correct"] == sum(r.plate == r.label for r in plain) + mended
+    score = load_script("test.py").run(pth, val, batch_size=64, plate_rules=True)
+    assert score.correct == summary["correct"]
+    capsys.readouterr()
+
+
 @pytest.fixture
 def mgx(monkeypatch):
     migraphx_test_double.reset()

@@ -3,7 +3,7 @@ import numpy as np
 
 from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
 from lprnet.image import write_image
-from lprnet.preprocess import greedy_decode, load_plates, preprocess, to_input
+from lprnet.preprocess import fit_to_plate, greedy_decode, load_plates, preprocess, to_input
 
 
 def one_hot_logits(columns):
@@ -34,6 +34,34 @@ def test_greedy_decode_collapses_repeats_and_drops_blanks():
     cols = [BLANK, a, a, BLANK, b, one, one, BLANK, one, BLANK]
     assert greedy_decode(one_hot_logits(cols)) == ["皖A11"]
     assert greedy_decode(one_hot_logits([BLANK] * 18)) == [""]
+
+
+def reading_logits(text, unsure=()):
+    """Logits that read `text` one character per column pair, a blank between: sure (logit 8 against 0), or
+    only just (logit 0.5) at the positions in `unsure`."""
+    logits = np.zeros((1, NUM_CLASSES, max(18, 2 * len(text))), np.float32)
+    logits[0, BLANK] = 4.0
+    for i, c in enumerate(text):
+        logits[0, BLANK, 2 * i] = 0.0
+        logits[0, CHAR_INDEX[c], 2 * i] = 0.5 if i in unsure else 8.0
+    return logits
+
+
+def test_plate_rules_drop_the_least_confident_extra_character():
+    extra = reading_logits("皖AY68767", unsure={7})  # a 7 read from the bumper beside the plate
+    assert greedy_decode(extra) == ["皖AY68767"]
+    assert greedy_decode(extra, plate_rules=True) == ["皖AY6876"]
+    # every character but the province can go; the least confident one does
+    assert greedy_decode(reading_logits("皖AB1234C", unsure={4}), plate_rules=True) == ["皖AB134C"]
+    assert greedy_decode(reading_logits("皖AB1234C", unsure={1}), plate_rules=True) == ["皖B1234C"]
+    # 9 characters: two go
+    assert greedy_decode(reading_logits("皖AB12345C", unsure={3, 8}), plate_rules=True) == ["皖AB2345"]
+
+
+def test_plate_rules_leave_plates_and_hopeless_readings_alone():
+    for text in ("皖AD12345", "皖A12345F", "皖A12345", "皖A1234", "皖皖皖皖皖皖皖皖", "皖AB1234567"):
+        assert greedy_decode(reading_logits(text, unsure={0, 3}), plate_rules=True) == [text]
+    assert fit_to_plate("皖AY68767", [0.9] * 7 + [0.1]) == "皖AY6876"
 
 
 def test_bad_images_are_skipped_one_line_each(tmp_path):
