@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from lprnet.cli import str2bool
 from lprnet.dataset import load_samples
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
 from lprnet.framing import cut_table, table
@@ -21,6 +22,8 @@ def parse_opt(argv=None):
     p.add_argument("--limit", type=int, default=0, help="use only the first N plates of each set")
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plate_rules", type=str2bool, default=False,
+                   help="mend 8-9 character readings that are no plate, as the inference scripts can (True/False)")
     p.add_argument("--cut_detail", action="store_true",
                    help="also split the shifted variant by the share of the first/last character the window keeps")
     return p.parse_args(argv)
@@ -32,7 +35,7 @@ def set_name(folder):
     return "/".join(parts[-2:])
 
 
-def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False):
+def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_rules=False):
     try:
         engine = OrtEngine(model) if model.endswith(".onnx") else TorchEngine(model)
         named = {}
@@ -45,9 +48,9 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False):
             named[set_name(folder)] = framed[:limit] if limit else framed
     except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
-    result = table(engine, named, batch_size, seed)
+    result = table(engine, named, batch_size, seed, plate_rules)
     if cut_detail:
-        result += "\n\n" + cut_table(engine, named, batch_size, seed)
+        result += "\n\n" + cut_table(engine, named, batch_size, seed, plate_rules)
     print(f"model: {model}\n{result}")
     return result
 

@@ -53,18 +53,18 @@ def crops(samples, variant, seed=0):
     return np.stack([make(s.image, s.quad, np.random.default_rng((seed, i))) for i, s in enumerate(samples)])
 
 
-def accuracy(engine, samples, variant, batch_size=256, seed=0):
-    texts = read_texts(engine, crops(samples, variant, seed), batch_size)
+def accuracy(engine, samples, variant, batch_size=256, seed=0, plate_rules=False):
+    texts = read_texts(engine, crops(samples, variant, seed), batch_size, plate_rules)
     return float(np.mean([t == s.text for t, s in zip(texts, samples)])) if samples else 0.0
 
 
-def table(engine, sets, batch_size=256, seed=0):
+def table(engine, sets, batch_size=256, seed=0, plate_rules=False):
     """Markdown: one row per variant, one column per named set of samples."""
     names = list(sets)
     lines = ["| framing | " + " | ".join(f"{n} ({len(sets[n])})" for n in names) + " |",
              "| --- |" + " ---: |" * len(names)]
     for variant in VARIANTS:
-        cells = [f"{100 * accuracy(engine, sets[n], variant, batch_size, seed):.1f}%" for n in names]
+        cells = [f"{100 * accuracy(engine, sets[n], variant, batch_size, seed, plate_rules):.1f}%" for n in names]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -88,13 +88,13 @@ def end_character_kept(quad, text, shift):
     return min(kept)
 
 
-def cut_table(engine, sets, batch_size=256, seed=0):
+def cut_table(engine, sets, batch_size=256, seed=0, plate_rules=False):
     """Markdown: the shifted variant's accuracy by the share of the end character it cuts most that stays in the
     window (rows: the bins KEPT_EDGES make), per named set. Shows how much of its loss is characters cut away."""
     lines = ["| end character kept | " + " | ".join(sets) + " |", "| --- |" + " ---: |" * len(sets)]
     columns = []
     for samples in sets.values():
-        texts = read_texts(engine, crops(samples, SHIFTED, seed), batch_size)
+        texts = read_texts(engine, crops(samples, SHIFTED, seed), batch_size, plate_rules)
         kept = [end_character_kept(s.quad, s.text, _shift(np.random.default_rng((seed, i))))
                 for i, s in enumerate(samples)]
         rows = np.searchsorted(KEPT_EDGES, kept, side="right")

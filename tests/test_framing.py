@@ -56,6 +56,9 @@ def test_benchmark_command_on_a_handful_of_real_plates(reference_checkpoint, cap
     shifted_right = round(float(rows[2 + list(VARIANTS).index(SHIFTED)].split("|")[2].strip().rstrip("%")) * 12 / 100)
     right_in_bins = sum(round(float(r.split("|")[2].split("%")[0]) * n / 100) for r, n in zip(bins, counts) if n)
     assert right_in_bins == shifted_right  # the same crops, read the same way
+    ruled = bench_framing.run(str(reference_checkpoint), str(folder), limit=12, plate_rules=True).splitlines()
+    ruled_accuracies = [float(r.split("|")[2].strip().rstrip("%")) for r in ruled[2:]]
+    assert all(b >= a for a, b in zip(accuracies, ruled_accuracies))  # mending never breaks a right reading
 
 
 def test_a_shifted_window_keeps_the_share_of_the_end_character_the_plate_layout_says():
