@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from lprnet.cli import str2bool
+from lprnet.cli import add_plate_rules_flag
 from lprnet.dataset import load_samples
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
 from lprnet.framing import cut_table, table
@@ -22,8 +22,7 @@ def parse_opt(argv=None):
     p.add_argument("--limit", type=int, default=0, help="use only the first N plates of each set")
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plate_rules", type=str2bool, default=False,
-                   help="mend 8-9 character readings that are no plate, as the inference scripts can (True/False)")
+    add_plate_rules_flag(p)
     p.add_argument("--cut_detail", action="store_true",
                    help="also split the shifted variant by the share of the first/last character the window keeps")
     return p.parse_args(argv)

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from lprnet.cli import str2bool
+from lprnet.cli import add_plate_rules_flag, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
 from lprnet.evaluate import Score, labelled_images, read_texts
@@ -34,8 +34,7 @@ def parse_opt(argv=None):
     p.add_argument("--amp", default="off", choices=["off", "bf16"], help="bf16 autocast for torch inference")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--show", action="store_true", help="print every misread plate")
-    p.add_argument("--plate_rules", type=str2bool, default=False, help="a reading of 8-9 characters that is no "
-                   "plate drops its least confident extra characters (True/False; default: plain greedy decoding)")
+    add_plate_rules_flag(p)
     return p.parse_args(argv)
 
 

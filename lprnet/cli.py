@@ -13,6 +13,13 @@ def str2bool(value):
     raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
 
 
+def add_plate_rules_flag(parser):
+    """--plate_rules, the same for every script that reads plates (lprnet.preprocess.greedy_decode)."""
+    parser.add_argument("--plate_rules", type=str2bool, default=False,
+                        help="a reading of 8-9 characters that is no plate drops its least confident extra "
+                             "characters (True/False; default False: plain greedy decoding)")
+
+
 def parse_size(text, min_w=1, min_h=1):
     """'94x24' -> (94, 24); ValueError naming the problem otherwise."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .charset import LabelError, check_plate, label_from_filename
-from .cli import str2bool
+from .cli import add_plate_rules_flag
 from .engines import EngineError
 from .evaluate import Score
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
@@ -48,8 +48,7 @@ def add_io_args(parser):
     parser.add_argument("--save_vis", default="", help="folder for each image, enlarged, with its plate under it")
     parser.add_argument("--font", default="", help="font file with Chinese glyphs for --save_vis "
                         "(default: WenQuanYi Zen Hei or Noto Sans CJK, found with fc-list)")
-    parser.add_argument("--plate_rules", type=str2bool, default=False, help="a reading of 8-9 characters that is "
-                        "no plate drops its least confident extra characters (True/False)")
+    add_plate_rules_flag(parser)
 
 
 @dataclass

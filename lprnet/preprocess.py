@@ -13,6 +13,7 @@ from .charset import BLANK, CHARS, is_plate
 
 INPUT_W, INPUT_H = 94, 24
 OUTPUT_COLUMNS = (18, 36)  # LPRNet's 18, or 36 (`LPRNet(columns=36)`)
+MAX_DROPPED = 2  # greedy_decode's plate_rules mend readings of up to 7 + 2 characters
 MEAN, SCALE = 127.5, 0.0078125
 
 
@@ -58,9 +59,6 @@ def greedy_decode(logits, plate_rules=False):
             text = fit_to_plate(text, character_confidences(scores, runs))
         texts.append(text)
     return texts
-
-
-MAX_DROPPED = 2  # plate_rules repairs readings of up to 9 characters
 
 
 def character_confidences(scores, runs):
