@@ -47,10 +47,15 @@ VARIANTS = {
 }
 
 
+def plate_rng(seed, i):
+    """The generator the i-th plate's window is drawn from: the same crop for every model."""
+    return np.random.default_rng((seed, i))
+
+
 def crops(samples, variant, seed=0):
     """uint8 [N, 24, 94, 3]: every sample cropped by `variant`."""
     make = VARIANTS[variant]
-    return np.stack([make(s.image, s.quad, np.random.default_rng((seed, i))) for i, s in enumerate(samples)])
+    return np.stack([make(s.image, s.quad, plate_rng(seed, i)) for i, s in enumerate(samples)])
 
 
 def accuracy(engine, samples, variant, batch_size=256, seed=0, plate_rules=False):
@@ -95,7 +100,7 @@ def cut_table(engine, sets, batch_size=256, seed=0, plate_rules=False):
     columns = []
     for samples in sets.values():
         texts = read_texts(engine, crops(samples, SHIFTED, seed), batch_size, plate_rules)
-        kept = [end_character_kept(s.quad, s.text, _shift(np.random.default_rng((seed, i))))
+        kept = [end_character_kept(s.quad, s.text, _shift(plate_rng(seed, i)))
                 for i, s in enumerate(samples)]
         rows = np.searchsorted(KEPT_EDGES, kept, side="right")
         right = np.array([t == s.text for t, s in zip(texts, samples)])

@@ -103,7 +103,6 @@ class ColumnsDoubled(nn.Module):
         return x @ self.spread
 
 
-
 class LPRNet(nn.Module):
     def __init__(self, num_classes=NUM_CLASSES, dropout=0.5, columns=18):
         super().__init__()
