@@ -14,6 +14,7 @@ from .preprocess import INPUT_H, INPUT_W, resize_plate
 OUT_RECT = np.float32([[0, 0], [INPUT_W, 0], [INPUT_W, INPUT_H], [0, INPUT_H]])
 # A bilinear warp that shrinks more than 2x skips source pixels (aliases); up to 2x every pixel still counts.
 AREA_SHRINK_ABOVE = 2.0
+CUT_SHIFT = 0.04  # a sideways shift of this fraction of the box width reaches into an end character
 
 
 @dataclass
@@ -24,6 +25,9 @@ class Framing:
     near: float = 0.25
     near_margin: tuple = (-0.03, 0.04)
     shift: float = 0.10            # window centre moves by up to this fraction of width/height
+    # the chance that a near window moves sideways by at least CUT_SHIFT: its side then falls inside the first
+    # or last character (GA 36 plates start them 3.5% of the width in), as a shifted detector box cuts them
+    cut: float = 0.0
     rotate: float = 8.0            # degrees
     skew: float = 0.04             # corner jitter, fraction of the box size
     rectify: float = 0.3           # chance of framing the four corners instead of their bounding box
@@ -90,9 +94,13 @@ def make_window(base, margins=(0, 0, 0, 0), shift=(0, 0), angle=0.0, skew=None):
 def frame_window(quad, rng, f):
     """A random crop window (4 corners, image coordinates) around the plate corners `quad`."""
     base = quad if rng.random() < f.rectify else bounding_corners(quad)
-    margin = f.near_margin if f.near and rng.random() < f.near else f.margin
-    return make_window(base, rng.uniform(*margin, size=4), rng.uniform(-f.shift, f.shift, size=2),
-                       rng.uniform(-f.rotate, f.rotate), rng.uniform(-f.skew, f.skew, size=(4, 2)))
+    near = f.near and rng.random() < f.near
+    margins = rng.uniform(*(f.near_margin if near else f.margin), size=4)
+    shift = rng.uniform(-f.shift, f.shift, size=2)
+    if near and f.cut and rng.random() < f.cut:
+        shift[0] = rng.choice((-1.0, 1.0)) * rng.uniform(CUT_SHIFT, f.shift)
+    return make_window(base, margins, shift, rng.uniform(-f.rotate, f.rotate),
+                       rng.uniform(-f.skew, f.skew, size=(4, 2)))
 
 
 def area_shrink(img, points, scale):

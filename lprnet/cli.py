@@ -13,6 +13,17 @@ def str2bool(value):
     raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
 
 
+def probability(text):
+    """A float in [0, 1] as an argparse type."""
+    try:
+        p = float(text)
+    except ValueError:
+        p = float("nan")
+    if not 0.0 <= p <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return p
+
+
 def add_plate_rules_flag(parser):
     """--plate_rules, the same for every script that reads plates (lprnet.preprocess.greedy_decode)."""
     parser.add_argument("--plate_rules", type=str2bool, default=False,

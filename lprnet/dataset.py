@@ -101,8 +101,10 @@ def load_samples(dirs, workers=2, log=print, store_width=STORE_PLATE_WIDTH):
 class PlateDataset(torch.utils.data.Dataset):
     """Returns (input [3, 24, 94] float32, label indices, label length)."""
 
-    def __init__(self, samples, train=False, seed=0):
+    def __init__(self, samples, train=False, seed=0, framing=CONTEXT_FRAMING):
+        """`framing`: how training windows frame plates whose surroundings are known (bare crops: TIGHT_FRAMING)."""
         self.samples, self.train, self.seed, self.epoch = samples, train, seed, 0
+        self.framing = framing
 
     def set_epoch(self, epoch):
         self.epoch = epoch
@@ -115,7 +117,7 @@ class PlateDataset(torch.utils.data.Dataset):
         if not self.train:
             return box_crop(s.image, s.quad)
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        return augment(s.image, s.quad, rng, CONTEXT_FRAMING if s.framed else TIGHT_FRAMING)
+        return augment(s.image, s.quad, rng, self.framing if s.framed else TIGHT_FRAMING)
 
     def __getitem__(self, i):
         return torch.from_numpy(to_input(self.plate(i))[0]), encode(self.samples[i].text)

@@ -1,6 +1,7 @@
 """The training loop behind train.py: CTC + RMSprop with a one-cycle schedule, per-epoch validation,
 atomic last/best checkpoints, CSV log and plot. Runs single-process or under torchrun (DDP)."""
 import csv
+import dataclasses
 import math
 import os
 import time
@@ -10,6 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .augment import CONTEXT_FRAMING
 from .charset import BLANK
 from .dataset import PlateDataset, collate, load_samples
 from .device import autocast, configure_cpu, resolve_amp, resolve_workers, select_device, slow_bf16_warning
@@ -139,7 +141,8 @@ def plot_log(csv_path, png_path):
 
 def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, max_epoch=40,
           batch_size=64, lr=2e-3, save_folder="weights", device="auto", workers=-1, seed=0,
-          no_augment=False, amp="auto", threads=0, dropout=0.5, sync_bn=True, columns=0, log=None):
+          no_augment=False, amp="auto", threads=0, dropout=0.5, sync_bn=True, columns=0,
+          near_windows=CONTEXT_FRAMING.near, cut_windows=CONTEXT_FRAMING.cut, log=None):
     device = select_device(device)
     ddp = Distributed(device)
     if device.type == "cuda":
@@ -172,7 +175,8 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    train_set = PlateDataset(train_samples, train=not no_augment, seed=seed)
+    framing = dataclasses.replace(CONTEXT_FRAMING, near=near_windows, cut=cut_windows)
+    train_set = PlateDataset(train_samples, train=not no_augment, seed=seed, framing=framing)
     val_set = PlateDataset(val_samples)
     # One process draws the same per-epoch permutation as N processes together, so a global batch
     # holds the same plates whatever N is (only BatchNorm statistics are per process on CPU).
@@ -207,7 +211,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     step_log = open(steps_path, "a", encoding="utf-8") if ddp.main else None  # epoch, loss averaged over ranks
     args = dict(train_img_dirs=train_img_dirs, test_img_dirs=test_img_dirs, batch_size=batch_size, lr=lr,
                 max_epoch=max_epoch, seed=seed, no_augment=no_augment, amp=amp, dropout=dropout,
-                world_size=ddp.world)
+                near_windows=near_windows, cut_windows=cut_windows, world_size=ddp.world)
 
     for epoch in range(resume_epoch, max_epoch):
         model.train()

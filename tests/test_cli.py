@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lprnet.cli import parse_size, size_arg, str2bool
+from lprnet.cli import parse_size, probability, size_arg, str2bool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +18,13 @@ def test_str2bool_reads_the_spellings_users_type(text, expected):
 def test_str2bool_refuses_anything_else():
     with pytest.raises(argparse.ArgumentTypeError, match="expected True or False, got 'maybe'"):
         str2bool("maybe")
+
+
+def test_probability_takes_0_to_1_and_names_anything_else():
+    assert [probability(t) for t in ("0", "0.6", "1")] == [0.0, 0.6, 1.0]
+    for text in ("1.5", "-0.1", "half", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"between 0 and 1, got '{text}'"):
+            probability(text)
 
 
 def test_parse_size():

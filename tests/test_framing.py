@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 
 import bench_framing
-from lprnet.augment import Framing, box_crop, corners_of_image, frame_window, make_window, warp_window
+from lprnet.augment import CUT_SHIFT, Framing, box_crop, corners_of_image, frame_window, make_window, warp_window
 from lprnet.dataset import Sample
 from lprnet.framing import SHIFTED, VARIANTS, crops, end_character_kept
 from lprnet.preprocess import resize_plate
@@ -90,6 +90,26 @@ def test_training_windows_sometimes_stay_near_the_box_so_shifts_cut_into_the_pla
     mixed = side_margins(Framing(near=0.25, **still))
     share_near = np.mean(mixed.max(axis=1) <= 0.04)
     assert 0.2 < share_near < 0.35  # the near windows plus the few wide ones that happen to be narrow
+
+
+def test_cut_windows_shift_a_near_window_sideways_into_an_end_character():
+    box = np.float32([[0, 0], [100, 0], [100, 20], [0, 20]])
+    still = dict(near_margin=(0.0, 0.0), shift=0.10, rotate=0.0, skew=0.0, rectify=0.0)
+
+    def sideways(framing, n=400):  # the window's sideways shift as a fraction of the box width
+        rng = np.random.default_rng(0)
+        return np.array([frame_window(box, rng, framing)[0, 0] / 100 for _ in range(n)])
+
+    cut = sideways(Framing(near=1.0, cut=1.0, **still))
+    assert np.abs(cut).min() >= CUT_SHIFT - 1e-6 and np.abs(cut).max() <= 0.10 + 1e-6
+    assert 0.4 < np.mean(cut > 0) < 0.6  # into the first character as often as into the last
+    plain = sideways(Framing(near=1.0, cut=0.0, **still))
+    assert 0.3 < np.mean(np.abs(plain) < CUT_SHIFT) < 0.5  # uniform in +-10%
+    half = sideways(Framing(near=1.0, cut=0.5, **still))
+    assert 0.1 < np.mean(np.abs(half) < CUT_SHIFT) < 0.3
+    # without cut windows the random draws are those from before cut windows existed: old recipes reproduce
+    before = [[-5.274, -4.717], [101.401, 2.344], [100.650, 22.368], [0.185, 15.050]]
+    assert np.allclose(frame_window(box, np.random.default_rng(3), Framing(near=0.5)), before, atol=1e-3)
 
 
 def test_large_windows_are_area_averaged_like_resize_plate_not_aliased():

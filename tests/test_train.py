@@ -37,6 +37,7 @@ def test_one_epoch_writes_checkpoints_log_and_plot(small_run):
     assert [r["epoch"] for r in rows] == ["1"] and math.isfinite(float(rows[0]["train_loss"]))
     ckpt = read_checkpoint(os.path.join(weights, "last.pth"))
     assert ckpt["epoch"] == 1 and {"model", "optimizer", "schedule", "args"} <= set(ckpt)
+    assert (ckpt["args"]["near_windows"], ckpt["args"]["cut_windows"]) == (0.25, 0.0)  # the framing defaults
     assert not [f for f in os.listdir(weights) if f.endswith(".tmp")]
 
 
