@@ -18,6 +18,8 @@ python gen_plates.py --num 8000 --savepath "$OUT/synth7" --types blue=3,green=4,
 python gen_plates.py --num 4000 --savepath "$OUT/synth8" --types blue=4,green=3,yellow=3 --context --seed 15 --workers 2
 python gen_plates.py --num 10000 --savepath "$OUT/synth9" --types blue=4,green=4,yellow=3 --context --seed 41 --workers 2
 python gen_plates.py --num 3000 --savepath "$OUT/synth9b" --types blue=3,green=4,yellow=3 --seed 42 --workers 2
+python gen_plates.py --num 10000 --savepath "$OUT/synth10" --types blue=4,green=4,yellow=3 --context --seed 71 --workers 2
+python gen_plates.py --num 3000 --savepath "$OUT/synth10b" --types blue=3,green=4,yellow=3 --seed 72 --workers 2
 
 # stage N FIRST_EPOCH LAST_EPOCH PEAK_LR GENERATED_FOLDERS [TRAIN.PY OPTIONS]: one-cycle training on the real
 # plates and the given generated folders (under $OUT) into $OUT/weightsN, fine-tuning stage N-1's last epoch
@@ -40,9 +42,11 @@ stage 6 29 34 5e-4 synth6            # 5 more, green the most common
 stage 7 34 37 3e-4 synth7,synth6     # 3 more adding tight crops (a character at the crop's edge, like imgs/)
 stage 8 37 40 2e-4 synth8            # 3 more, mostly real plates: loosely framed real plates read better
 stage 9 40 44 5e-4 synth9,synth9b --seed 11   # 4 more on fresh plates: plates/val and loose blue crops read better
+# 3 more on fresh plates at a low lr, more windows cutting into the first or last character: every real framing reads better
+stage 10 44 47 2e-4 synth10,synth10b --seed 17 --near_windows 0.35 --cut_windows 0.6
 
 # ship the last epoch (not the best one on val: val only watches), weights only
 python -c "import sys; from lprnet.model import strip_checkpoint; strip_checkpoint(*sys.argv[1:])" \
-    "$OUT/weights9/last.pth" model/lprnet.pth
+    "$OUT/weights10/last.pth" model/lprnet.pth
 python test.py --model model/lprnet.pth --imgpath "$DATA/plates/val" --export_onnx True --dynamic True \
     --onnx_path model/LPRNet.onnx
