@@ -33,8 +33,8 @@ def parse_opt(argv=None):
                    help="plates with surroundings (boxes.tsv): the chance that a window keeps its sides near the "
                         "box (else each side moves up to 25%% out), so that its shift cuts into the plate")
     p.add_argument("--cut_windows", type=probability, default=CONTEXT_FRAMING.cut,
-                   help="the chance that a near window shifts sideways 4-10%% of the box width, cutting into the "
-                        "first or last character as a shifted detector box does")
+                   help="the chance that a near window shifts sideways 4-10%% of the box width, which mostly cuts "
+                        "into the first or last character as a shifted detector box does")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
                    help="bf16 autocast; auto turns it on for AMX/AVX512-BF16 CPUs and bf16 GPUs")
     p.add_argument("--threads", type=int, default=0, help="CPU threads in all (0: every core)")

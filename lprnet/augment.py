@@ -25,8 +25,8 @@ class Framing:
     near: float = 0.25
     near_margin: tuple = (-0.03, 0.04)
     shift: float = 0.10            # window centre moves by up to this fraction of width/height
-    # the chance that a near window moves sideways by at least CUT_SHIFT: its side then falls inside the first
-    # or last character (GA 36 plates start them 3.5% of the width in), as a shifted detector box cuts them
+    # the chance that a near window moves sideways by at least CUT_SHIFT: its side then mostly falls inside the
+    # first or last character (GA 36 plates start them 3.5% of the width in), as a shifted detector box cuts them
     cut: float = 0.0
     rotate: float = 8.0            # degrees
     skew: float = 0.04             # corner jitter, fraction of the box size
