@@ -14,7 +14,8 @@ from .preprocess import INPUT_H, INPUT_W, resize_plate
 OUT_RECT = np.float32([[0, 0], [INPUT_W, 0], [INPUT_W, INPUT_H], [0, INPUT_H]])
 # A bilinear warp that shrinks more than 2x skips source pixels (aliases); up to 2x every pixel still counts.
 AREA_SHRINK_ABOVE = 2.0
-CUT_SHIFT = 0.04  # a sideways shift of this fraction of the box width reaches into an end character
+# GA 36 plates start their first character 3.5% of the width in: a larger sideways shift mostly cuts into it
+CUT_SHIFT = 0.04
 
 
 @dataclass
@@ -25,8 +26,8 @@ class Framing:
     near: float = 0.25
     near_margin: tuple = (-0.03, 0.04)
     shift: float = 0.10            # window centre moves by up to this fraction of width/height
-    # the chance that a near window moves sideways by at least CUT_SHIFT: its side then mostly falls inside the
-    # first or last character (GA 36 plates start them 3.5% of the width in), as a shifted detector box cuts them
+    # the chance that a near window moves sideways by at least CUT_SHIFT, mostly cutting into the first or last
+    # character as a shifted detector box does
     cut: float = 0.0
     rotate: float = 8.0            # degrees
     skew: float = 0.04             # corner jitter, fraction of the box size
