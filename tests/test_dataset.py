@@ -2,7 +2,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lprnet.dataset import PlateDataset, load_samples
+from lprnet.augment import TIGHT_FRAMING, Framing
+from lprnet.dataset import PlateDataset, Sample, load_samples
 from lprnet.image import list_images, write_image
 from lprnet.preprocess import load_plates, to_input
 
@@ -29,3 +30,15 @@ def test_validation_inputs_equal_test_py_inputs(tmp_path):
     wide = [i for i, s in enumerate(stored.samples) if s.text == "皖A12345"][0]
     assert stored.samples[wide].image.shape[1] == 140
     assert not np.array_equal(stored[wide][0].numpy(), expected["皖A12345"])
+
+
+
+def test_training_frames_plates_with_surroundings_by_the_given_framing_and_bare_crops_tightly(monkeypatch):
+    used = []
+    monkeypatch.setattr("lprnet.dataset.augment", lambda img, quad, rng, framing: used.append(framing) or img)
+    img, quad = np.zeros((30, 100, 3), np.uint8), np.float32([[10, 5], [90, 5], [90, 25], [10, 25]])
+    samples = [Sample(img, quad, "皖A12345", framed=True), Sample(img, quad, "皖A12345", framed=False)]
+    cutting = Framing(near=0.35, cut=0.6)
+    train = PlateDataset(samples, train=True, framing=cutting)
+    train.plate(0), train.plate(1)
+    assert used == [cutting, TIGHT_FRAMING]
