@@ -14,8 +14,8 @@ What makes int8 pay here, found by profiling the quantised graph (bench_infer.py
 - the context normalisation and the head stay float: they are ~2% of the work and divide by per-sample statistics;
 - before quantising, every ReLU output is rescaled per channel (`equalize_channels`, exact in float) so that its
   channels use more of the single int8 range the tensor gets; this cuts the logit error by about a fifth.
-On a 2-core AVX2 EPYC, 200 calibration crops: 1.4-1.9x the speed of ONNX Runtime fp32; on plates/val our
-model/lprnet.pth loses 0.76 points (4 of 395 plates read differently), the reference checkpoint 0.75-1.3.
+On a 2-core AVX2 EPYC, 200 calibration crops: 1.4-1.9x the speed of ONNX Runtime fp32; on plates/val the shipped
+model/lprnet.pth (stage 10) loses 0.51 points (3 of 395 plates read differently), the reference checkpoint 0.75-1.3.
 """
 import contextlib
 import logging
