@@ -32,7 +32,6 @@ def test_validation_inputs_equal_test_py_inputs(tmp_path):
     assert not np.array_equal(stored[wide][0].numpy(), expected["皖A12345"])
 
 
-
 def test_training_frames_plates_with_surroundings_by_the_given_framing_and_bare_crops_tightly(monkeypatch):
     used = []
     monkeypatch.setattr("lprnet.dataset.augment", lambda img, quad, rng, framing: used.append(framing) or img)
