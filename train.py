@@ -6,11 +6,16 @@
 import argparse
 import sys
 
-from lprnet.augment import CONTEXT_FRAMING
+from lprnet.augment import CONTEXT_FRAMING, CUT_SHIFT
 from lprnet.cli import probability, str2bool
 from lprnet.model import CheckpointError
 from lprnet.preprocess import OUTPUT_COLUMNS
 from lprnet.training import train
+
+
+def percent(fraction):
+    """0.04 -> '4%%': a percentage for argparse help, which formats its text with %."""
+    return f"{fraction * 100:.0f}%%"
 
 
 def parse_opt(argv=None):
@@ -29,12 +34,15 @@ def parse_opt(argv=None):
                    help="data-loading processes (-1: none on CPU, where they slow training; up to 4 on a GPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_augment", action="store_true", help="train on the plain crops")
-    p.add_argument("--near_windows", type=probability, default=CONTEXT_FRAMING.near,
-                   help="plates with surroundings (boxes.tsv): the chance that a window keeps its sides near the "
-                        "box (else each side moves up to 25%% out), so that its shift cuts into the plate")
-    p.add_argument("--cut_windows", type=probability, default=CONTEXT_FRAMING.cut,
-                   help="the chance that a near window shifts sideways 4-10%% of the box width, which mostly cuts "
-                        "into the first or last character as a shifted detector box does")
+    framing = CONTEXT_FRAMING
+    p.add_argument("--near_windows", type=probability, default=framing.near,
+                   help="plates with surroundings (boxes.tsv): the chance that a window keeps its sides near the box "
+                        f"(else each side moves up to {percent(framing.margin[1])} out), so that its shift cuts into "
+                        "the plate")
+    p.add_argument("--cut_windows", type=probability, default=framing.cut,
+                   help=f"the chance that a near window shifts sideways {percent(CUT_SHIFT)}-{percent(framing.shift)} "
+                        "of the box width, which mostly cuts into the first or last character as a shifted detector "
+                        "box does")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
                    help="bf16 autocast; auto turns it on for AMX/AVX512-BF16 CPUs and bf16 GPUs")
     p.add_argument("--threads", type=int, default=0, help="CPU threads in all (0: every core)")

@@ -91,6 +91,15 @@ def test_data_loading_stays_in_the_training_process_on_cpu_by_default():
     assert 1 <= resolve_workers(-1, torch.device("cuda")) <= 4
 
 
+def test_framing_help_states_the_framing_in_use(capsys, monkeypatch):
+    monkeypatch.setattr(train_script, "CUT_SHIFT", 0.05)
+    with pytest.raises(SystemExit):
+        train_script.parse_opt(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    shift = train_script.CONTEXT_FRAMING.shift
+    assert f"shifts sideways 5%-{shift * 100:.0f}% of the box width" in help_text
+
+
 def test_fine_tuning_with_36_columns_keeps_them_and_test_py_and_onnx_read_them(small_run, tmp_path, capsys):
     train, val, weights = small_run
     wide = str(tmp_path / "wide")
