@@ -10,7 +10,7 @@ import sys
 from lprnet.cli import add_plate_rules_flag
 from lprnet.dataset import load_samples
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
-from lprnet.framing import cut_table, table
+from lprnet.framing import SHIFTED, cut_table, readings, table
 from lprnet.model import CheckpointError
 
 
@@ -47,9 +47,10 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_ru
             named[set_name(folder)] = framed[:limit] if limit else framed
     except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
-    result = table(engine, named, batch_size, seed, plate_rules)
+    right = readings(engine, named, batch_size, seed, plate_rules)
+    result = table(right)
     if cut_detail:
-        result += "\n\n" + cut_table(engine, named, batch_size, seed, plate_rules)
+        result += "\n\n" + cut_table(named, right[SHIFTED], seed)
     print(f"model: {model}\n{result}")
     return result
 

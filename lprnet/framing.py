@@ -58,18 +58,29 @@ def crops(samples, variant, seed=0):
     return np.stack([make(s.image, s.quad, plate_rng(seed, i)) for i, s in enumerate(samples)])
 
 
-def accuracy(engine, samples, variant, batch_size=256, seed=0, plate_rules=False):
+def read_right(engine, samples, variant, batch_size=256, seed=0, plate_rules=False):
+    """bool [N]: whether the engine reads each sample, cropped by `variant`, as its text."""
+    if not samples:
+        return np.zeros(0, dtype=bool)
     texts = read_texts(engine, crops(samples, variant, seed), batch_size, plate_rules)
-    return float(np.mean([t == s.text for t, s in zip(texts, samples)])) if samples else 0.0
+    return np.array([t == s.text for t, s in zip(texts, samples)], dtype=bool)
 
 
-def table(engine, sets, batch_size=256, seed=0, plate_rules=False):
-    """Markdown: one row per variant, one column per named set of samples."""
-    names = list(sets)
-    lines = ["| framing | " + " | ".join(f"{n} ({len(sets[n])})" for n in names) + " |",
+def readings(engine, sets, batch_size=256, seed=0, plate_rules=False):
+    """{variant: {set name: `read_right` of that set}}, every variant of every named set of samples read once."""
+    return {variant: {name: read_right(engine, samples, variant, batch_size, seed, plate_rules)
+                      for name, samples in sets.items()}
+            for variant in VARIANTS}
+
+
+def table(right):
+    """Markdown from `readings`: one row per variant, one column per named set."""
+    names = list(next(iter(right.values())))
+    sizes = {n: len(right[SHIFTED][n]) for n in names}
+    lines = ["| framing | " + " | ".join(f"{n} ({sizes[n]})" for n in names) + " |",
              "| --- |" + " ---: |" * len(names)]
-    for variant in VARIANTS:
-        cells = [f"{100 * accuracy(engine, sets[n], variant, batch_size, seed, plate_rules):.1f}%" for n in names]
+    for variant, per_set in right.items():
+        cells = [f"{100 * per_set[n].mean():.1f}%" if sizes[n] else "-" for n in names]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -93,17 +104,17 @@ def end_character_kept(quad, text, shift):
     return min(kept)
 
 
-def cut_table(engine, sets, batch_size=256, seed=0, plate_rules=False):
-    """Markdown: the shifted variant's accuracy by the share of the end character it cuts most that stays in the
-    window (rows: the bins KEPT_EDGES make), per named set. Shows how much of its loss is characters cut away."""
+def cut_table(sets, shifted_right, seed=0):
+    """Markdown: the shifted variant's accuracy (`shifted_right`, from `readings`) by the share of the end character
+    it cuts most that stays in the window (rows: the bins KEPT_EDGES make), per named set of samples. Shows how much
+    of its loss is characters cut away."""
     lines = ["| end character kept | " + " | ".join(sets) + " |", "| --- |" + " ---: |" * len(sets)]
     columns = []
-    for samples in sets.values():
-        texts = read_texts(engine, crops(samples, SHIFTED, seed), batch_size, plate_rules)
+    for name, samples in sets.items():
         kept = [end_character_kept(s.quad, s.text, _shift(plate_rng(seed, i)))
                 for i, s in enumerate(samples)]
         rows = np.searchsorted(KEPT_EDGES, kept, side="right")
-        right = np.array([t == s.text for t, s in zip(texts, samples)])
+        right = shifted_right[name]
         columns.append([right[rows == r] for r in range(len(KEPT_EDGES) + 1)])
     bounds = (0.0,) + KEPT_EDGES + (1.0,)
     for r in range(len(KEPT_EDGES) + 1):
