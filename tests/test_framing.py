@@ -4,7 +4,7 @@ import numpy as np
 import bench_framing
 from lprnet.augment import CUT_SHIFT, Framing, box_crop, corners_of_image, frame_window, make_window, warp_window
 from lprnet.dataset import Sample
-from lprnet.framing import SHIFTED, VARIANTS, crops, end_character_kept
+from lprnet.framing import SHIFTED, VARIANTS, crops, end_character_kept, readings, table
 from lprnet.preprocess import resize_plate
 from tests.conftest import shared_path
 
@@ -59,6 +59,17 @@ def test_benchmark_command_on_a_handful_of_real_plates(reference_checkpoint, cap
     ruled = bench_framing.run(str(reference_checkpoint), str(folder), limit=12, plate_rules=True).splitlines()
     ruled_accuracies = [float(r.split("|")[2].strip().rstrip("%")) for r in ruled[2:]]
     assert all(b >= a for a, b in zip(accuracies, ruled_accuracies))  # mending never breaks a right reading
+
+
+def test_a_set_without_framed_plates_gets_empty_cells_not_a_crash():
+    def engine(x):
+        raise AssertionError("nothing to read")
+
+    right = readings(engine, {"empty": []})
+    assert all(len(per_set["empty"]) == 0 for per_set in right.values())
+    rows = table(right).splitlines()
+    assert rows[0] == "| framing | empty (0) |"
+    assert rows[2:] == [f"| {variant} | - |" for variant in VARIANTS]
 
 
 def test_a_shifted_window_keeps_the_share_of_the_end_character_the_plate_layout_says():
