@@ -6,6 +6,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from lprnet import quantize
 from lprnet.charset import label_from_filename
 from lprnet.engines import OrtEngine
 from lprnet.export import OPSET, LeanLPRNet, export_to_onnx
@@ -108,6 +109,20 @@ def test_int8_runs_the_backbone_and_context_pooling_as_fused_int8_convs(tmp_path
     got = engine(x)
     assert got.shape == (5, 68, columns)
     assert np.abs(got - expected).mean() < 0.1 * np.abs(expected).mean()
+
+
+def test_bias_correction_cuts_the_int8_error_on_plates_it_did_not_see(tmp_path, monkeypatch):
+    model = trained_like(5)
+    x = to_input(random_plates(60, seed=1))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    errors = {}
+    for corrected in (True, False):
+        if not corrected:
+            monkeypatch.setattr(quantize, "correct_biases", lambda *args: None)
+        path = quantize_to_onnx(model, str(tmp_path / f"{corrected}.onnx"), random_plates(40), dynamic=True)
+        errors[corrected] = np.abs(OrtEngine(path)(x) - expected).mean()
+    assert errors[True] < 0.8 * errors[False]
 
 
 def test_int8_reads_real_crops_like_fp32(tmp_path):
