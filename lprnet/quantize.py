@@ -175,7 +175,7 @@ def correct_biases(fp32_path, int8_path, batches):
     (with the convs before it already corrected), both run on the calibration `batches`. Rewrites int8_path."""
     fp32, int8 = onnx.load(fp32_path), onnx.load(int8_path)
     fp32_outputs = {node.name: node.output[0] for node in fp32.graph.node if node.op_type == "Conv"}
-    convs = quantised_biases(int8)
+    convs = [conv for conv in quantised_biases(int8) if conv[0] in fp32_outputs]  # the quantiser keeps node names
     targets = channel_means(fp32, [fp32_outputs[name] for name, _, _, _ in convs], batches)
     initializers = {init.name: init for init in int8.graph.initializer}
     for (_, output, bias, scale), target in zip(convs, targets):
