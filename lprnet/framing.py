@@ -75,12 +75,11 @@ def readings(engine, sets, batch_size=256, seed=0, plate_rules=False):
 
 def table(right):
     """Markdown from `readings`: one row per variant, one column per named set."""
-    names = list(next(iter(right.values())))
-    sizes = {n: len(right[SHIFTED][n]) for n in names}
-    lines = ["| framing | " + " | ".join(f"{n} ({sizes[n]})" for n in names) + " |",
-             "| --- |" + " ---: |" * len(names)]
+    first = next(iter(right.values()))
+    lines = ["| framing | " + " | ".join(f"{n} ({len(first[n])})" for n in first) + " |",
+             "| --- |" + " ---: |" * len(first)]
     for variant, per_set in right.items():
-        cells = [f"{100 * per_set[n].mean():.1f}%" if sizes[n] else "-" for n in names]
+        cells = [f"{100 * r.mean():.1f}%" if len(r) else "-" for r in per_set.values()]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -139,7 +139,6 @@ def float_nodes(onnx_path):
     return names
 
 
-
 def channel_means(proto, tensors, batches):
     """The mean of each channel of the named float tensors of an ONNX model over all `batches` [N, C, H, W]."""
     model = onnx.ModelProto()
