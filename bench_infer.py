@@ -21,13 +21,14 @@ import time
 import numpy as np
 
 from lprnet.cli import str2bool
-from lprnet.device import configure_cpu, cpu_description
+from lprnet.cpu import cpu_description
+from lprnet.device import configure_cpu
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
 from lprnet.evaluate import Score, labelled_images, read_texts
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError, load_model
 from lprnet.preprocess import INPUT_H, INPUT_W, load_plates, to_input
-from lprnet.quantize import QuantizeError, calibration_plates, quantize_to_onnx
+from lprnet.quantize import QuantizeError, calibration_plates, quantize_to_onnx, resolve_weight_bits
 
 SETTLE_S = 0.05  # between engines: the last one's idle threads stop spinning (ORT, OpenMP) and leave the cores
 ENGINES = ("torch", "torch-bf16", "ort-plain", "ort", "ort-int8", "migraphx")
@@ -41,6 +42,7 @@ def parse_opt(argv=None):
     p.add_argument("--imgpath", default="data/val", help="labelled plate crops (file name = plate)")
     p.add_argument("--calib_dir", default="", help="crops to calibrate int8 on; without it there is no int8 row")
     p.add_argument("--calib_count", type=int, default=200)
+    p.add_argument("--int8_weight_bits", default="auto", choices=["auto", "7", "8"], help="as in test.py")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
     p.add_argument("--batch_sizes", default="1,8,64")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch and ONNX Runtime (0: all cores)")
@@ -66,7 +68,7 @@ def labelled_plates(imgpath):
     return plates, [truth[p] for p in read]
 
 
-def open_engines(names, model, net, workdir, batch_sizes, calib_dir, calib_count, threads, spin, log):
+def open_engines(names, model, net, workdir, batch_sizes, calib_dir, calib_count, weight_bits, threads, spin, log):
     """{name: {batch: engine}} for the checkpoint at `model` (loaded as `net`); an engine that cannot run here
     is reported and left out."""
     engines = {}
@@ -83,8 +85,10 @@ def open_engines(names, model, net, workdir, batch_sizes, calib_dir, calib_count
     if "ort-int8" in names and not calib_dir:
         log("no ORT int8 row: pass --calib_dir (plate crops to calibrate on)")
     elif "ort-int8" in names:
+        bits = resolve_weight_bits(weight_bits)
         path = quantize_to_onnx(net, os.path.join(workdir, "int8.onnx"), calibration_plates(calib_dir, calib_count),
-                                dynamic=True)
+                                dynamic=True, weight_bits=bits)
+        log(f"ORT int8: {bits}-bit weights, calibrated on {calib_dir}")
         engines["ort-int8"] = OrtEngine(path, threads=threads, spin=spin)
     engines = {name: {b: engine for b in batch_sizes} for name, engine in engines.items()}
     if "migraphx" in names:
@@ -180,8 +184,8 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
-def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=200, engines=",".join(ENGINES),
-        batch_sizes="1,8,64", threads=0, spin=True, reps=7, round_s=0.2, log=print):
+def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=200, int8_weight_bits="auto",
+        engines=",".join(ENGINES), batch_sizes="1,8,64", threads=0, spin=True, reps=7, round_s=0.2, log=print):
     names = [n.strip() for n in engines.split(",") if n.strip()]
     unknown = [n for n in names if n not in ENGINES]
     if unknown:
@@ -198,7 +202,8 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
             sys.exit(f"error: {imgpath}: no images named by a plate")
         with tempfile.TemporaryDirectory() as workdir:
             net = load_model(model)[0]
-            opened = open_engines(names, model, net, workdir, sizes, calib_dir, calib_count, threads, spin, log)
+            opened = open_engines(names, model, net, workdir, sizes, calib_dir, calib_count, int8_weight_bits,
+                                  threads, spin, log)
             rows = []
             for b in sizes:
                 x = to_input(np.resize(plates, (b,) + plates.shape[1:]))  # the first b plates, repeated if fewer

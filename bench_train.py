@@ -9,8 +9,9 @@ import time
 
 import torch
 
+from lprnet.cpu import cpu_description, cpu_has_fast_bf16
 from lprnet.dataset import PlateDataset, collate, load_samples
-from lprnet.device import SLOW_BF16, configure_cpu, cpu_description, cpu_has_fast_bf16, resolve_workers
+from lprnet.device import SLOW_BF16, configure_cpu, resolve_workers
 from lprnet.model import LPRNet
 from lprnet.training import make_optimizer, train_step
 

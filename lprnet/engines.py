@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from .charset import NUM_CLASSES
+from .cpu import cpu_has_int8_dot_product
 from .image import write_atomic
 from .preprocess import INPUT_H, INPUT_W, OUTPUT_COLUMNS
 
@@ -16,6 +17,7 @@ from .preprocess import INPUT_H, INPUT_W, OUTPUT_COLUMNS
 ORT_PROVIDERS = ("MIGraphXExecutionProvider", "ROCMExecutionProvider", "CUDAExecutionProvider",
                  "CPUExecutionProvider")
 ORT_PROVIDER_ALIASES = {p[:-len("ExecutionProvider")].lower(): p for p in ORT_PROVIDERS}
+INT8_WEIGHT_BITS_KEY = "lprnet_int8_weight_bits"  # ONNX metadata lprnet.quantize writes
 
 
 class EngineError(ValueError):
@@ -29,6 +31,7 @@ class MIGraphXUnavailable(EngineError):
 class Engine:
     name = "engine"
     fixed_batch = None  # an int when the model only accepts one batch size
+    warnings = ()  # lines the user should see before the results
 
     def __call__(self, x):
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -131,6 +134,15 @@ def ort_providers(requested="auto"):
     return chosen
 
 
+def int8_warnings(path, session, provider):
+    """An int8 model with 8-bit weights (lprnet.quantize on a VNNI/AMX CPU) saturates on CPUs without VNNI."""
+    bits = session.get_modelmeta().custom_metadata_map.get(INT8_WEIGHT_BITS_KEY)
+    if bits == "8" and provider == "CPUExecutionProvider" and not cpu_has_int8_dot_product():
+        return [f"{path}: int8 model with 8-bit weights on a CPU without VNNI/AMX, which can saturate its sums "
+                f"and misread plates: export it here with --int8_weight_bits 7"]
+    return []
+
+
 class OrtEngine(Engine):
     """An ONNX model in ONNX Runtime (CPU unless `providers` says otherwise).
 
@@ -160,6 +172,7 @@ class OrtEngine(Engine):
         self.fixed_batch = check_lprnet_io(path, inp.shape, out.shape)
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         self.provider = self.session.get_providers()[0]
+        self.warnings = int8_warnings(path, self.session, self.provider)
 
     def run(self, x):
         try:

@@ -7,20 +7,23 @@ What makes int8 pay here, found by profiling the quantised graph (bench_infer.py
   took ~15% of the time) and the context's average pooling as depthwise QLinearConv (QLinearAveragePool took
   ~25%), so ONNX Runtime fuses every Conv+ReLU into one NHWC QLinearConv, with no float round trip in the backbone;
 - QDQ format, per-channel int8 weights, uint8 activations (U8S8: the fast x86 kernels; U8U8 is no faster than fp32);
-- weights on 7 bits (`reduce_range`): AVX2 and AVX-512 CPUs without VNNI add pairs of U8S8 products in 16 bits
-  and saturate with 8-bit weights (the reference checkpoint drops from 81.5% to 72% on an AVX2 EPYC). The first
-  conv (27 weights per channel, the most hurt by 7 bits) keeps 8-bit weights and gets a 7-bit input instead
-  (pixel pairs: 0..128 x 8 bits cannot saturate), which cuts the logit error ~15%;
+- weights on 8 bits where the CPU that quantises has VNNI or AMX (`--int8_weight_bits auto`), on 7 bits
+  (`reduce_range`) elsewhere: AVX2 and AVX-512 CPUs without VNNI add pairs of U8S8 products in 16 bits and
+  saturate with 8-bit weights (the reference checkpoint drops from 81.5% to 72% on an AVX2 EPYC). With 7 bits the
+  first conv (27 weights per channel, the most hurt by 7 bits) keeps 8-bit weights and gets a 7-bit input instead
+  (pixel pairs: 0..128 x 8 bits cannot saturate), which cuts the logit error ~15%. The model records its weight
+  bits, and the ONNX Runtime engine warns when an 8-bit model runs on a CPU that would saturate it;
 - the context normalisation and the head stay float: they are ~2% of the work and divide by per-sample statistics;
 - before quantising, every ReLU output is rescaled per channel (`equalize_channels`, exact in float) so that its
   channels use more of the single int8 range the tensor gets; this cuts the logit error by about a fifth.
 - after quantising, each conv's int32 bias absorbs the mean error its quantised inputs and weights leave in its
   output channels (`correct_biases`, measured on the calibration crops, conv by conv in graph order); the shipped
   model's logit error is then ~0.15 for 100 to 800 calibration crops (0.20-0.31 without).
-With 200 calibration crops: 1.4-1.9x the speed of ONNX Runtime fp32 on a 2-core AVX2 EPYC, 1.8-2.0x on a 2-core
-AMX Xeon; there, on plates/val, the shipped model/lprnet.pth (stage 10) loses 0.76 points (5 of 395 plates read
-differently; 3 without bias correction, which on 5069 other crops cuts the plates read differently from fp32 from
-25 to 18), the reference checkpoint 0.76.
+With 200 calibration crops, on plates/val, the shipped model/lprnet.pth (stage 10) with 8-bit weights reads
+exactly as fp32 (0 of 395 plates differ) at 2.1-2.6x the speed of ONNX Runtime fp32 on a 2-core AVX-512 EPYC
+(Zen 4); with 7 bits it loses 0.76 points (5 plates differ) at 1.4-1.9x on a 2-core AVX2 EPYC, 1.8-2.0x on a
+2-core AMX Xeon. Bias correction cuts the plates read differently from fp32 on 5069 other crops from 25 to 18
+(7-bit weights).
 """
 import contextlib
 import logging
@@ -40,6 +43,8 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from .cpu import cpu_has_int8_dot_product
+from .engines import INT8_WEIGHT_BITS_KEY
 from .export import LeanLPRNet, export_to_onnx
 from .image import list_images, write_atomic
 from .preprocess import load_plates, to_input
@@ -171,7 +176,8 @@ def quantised_biases(proto):
 def correct_biases(fp32_path, int8_path, batches):
     """Empirical bias correction: in graph order, move each quantised conv's int32 bias by the mean difference,
     per output channel and before the activation, between the fp32 model's conv output and the int8 model's
-    (with the convs before it already corrected), both run on the calibration `batches`. Rewrites int8_path."""
+    (with the convs before it already corrected), both run on the calibration `batches`. Returns the corrected
+    int8 model."""
     fp32, int8 = onnx.load(fp32_path), onnx.load(int8_path)
     fp32_outputs = {node.name: node.output[0] for node in fp32.graph.node if node.op_type == "Conv"}
     convs = [conv for conv in quantised_biases(int8) if conv[0] in fp32_outputs]  # the quantiser keeps node names
@@ -183,7 +189,7 @@ def correct_biases(fp32_path, int8_path, batches):
         moved = numpy_helper.to_array(initializers[bias]).astype(np.int64) + steps.astype(np.int64)
         initializers[bias].CopyFrom(numpy_helper.from_array(
             np.clip(moved, -2 ** 31, 2 ** 31 - 1).astype(np.int32), bias))
-    onnx.save(int8, int8_path)
+    return int8
 
 
 class PlateReader(CalibrationDataReader):
@@ -208,8 +214,19 @@ def quiet_quantizer():
         logging.disable(previous)
 
 
-def quantize_to_onnx(model, path, plates, dynamic=False, batch=1):
-    """Write an int8 QDQ ONNX model of `model` (LPRNet) to `path`, calibrated on uint8 `plates` [N,24,94,3]."""
+def resolve_weight_bits(weight_bits="auto"):
+    """'auto' -> 8 where this CPU sums int8 products in 32 bits (VNNI, AMX), else 7; 7 or 8 as given."""
+    if weight_bits == "auto":
+        return 8 if cpu_has_int8_dot_product() else 7
+    if str(weight_bits) not in ("7", "8"):
+        raise QuantizeError(f"int8 weights take 7 or 8 bits (or auto), not {weight_bits}")
+    return int(weight_bits)
+
+
+def quantize_to_onnx(model, path, plates, dynamic=False, batch=1, weight_bits="auto"):
+    """Write an int8 QDQ ONNX model of `model` (LPRNet) to `path`, calibrated on uint8 `plates` [N,24,94,3],
+    with 7- or 8-bit weights (`resolve_weight_bits`), recorded in the model's metadata."""
+    bits = resolve_weight_bits(weight_bits)
     lean = LeanLPRNet(model.float().cpu().eval(), pool_as_conv=True)
     equalize_channels(lean, to_input(plates))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -218,12 +235,15 @@ def quantize_to_onnx(model, path, plates, dynamic=False, batch=1):
         batches = calibration_batches(plates, None if dynamic else batch)
 
         def write(out):
+            overrides = input_overrides(fp32) if bits == 7 else {}
             with quiet_quantizer():
                 quantize_static(fp32, out, PlateReader(batches), quant_format=QuantFormat.QDQ, per_channel=True,
-                                reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                reduce_range=bits == 7, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 nodes_to_exclude=float_nodes(fp32), calibrate_method=CalibrationMethod.MinMax,
-                                extra_options={"TensorQuantOverrides": input_overrides(fp32)})
-            correct_biases(fp32, out, batches)
+                                extra_options={"TensorQuantOverrides": overrides})
+            int8 = correct_biases(fp32, out, batches)
+            onnx.helper.set_model_props(int8, {INT8_WEIGHT_BITS_KEY: str(bits)})
+            onnx.save(int8, out)
 
         write_atomic(path, write)
     return path

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from lprnet import infer
+from lprnet import engines, infer
 from lprnet.engines import OrtEngine
 from lprnet.export import export_to_onnx
 from lprnet.image import read_image, write_image
 from lprnet.model import LPRNet, load_model
-from lprnet.preprocess import greedy_decode, preprocess
+from lprnet.preprocess import greedy_decode, preprocess, resize_plate
+from lprnet.quantize import quantize_to_onnx
 from tests import migraphx_test_double
 from tests.conftest import ROOT, copy_subset, shared_path
 from tests.test_engines import not_lprnet_onnx
@@ -325,3 +326,13 @@ def test_migraphx_script_without_migraphx_exits_2(models, tmp_path):
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.count("\n") == 1 and "MIGraphX is not installed" in run.stderr
     assert "LPRNet_ORT_infer.py" in run.stderr
+
+
+def test_ort_script_warns_once_about_8_bit_int8_weights_on_a_cpu_without_vnni(imgdir, tmp_path, monkeypatch, capsys):
+    model, plates = varied_model(imgdir), np.stack([resize_plate(read_image(str(imgdir / r))) for r in READABLE])
+    path = quantize_to_onnx(model, str(tmp_path / "int8.onnx"), plates, dynamic=True, weight_bits=8)
+    monkeypatch.setattr(engines, "cpu_has_int8_dot_product", lambda: False)
+    ort_script.main(["--model", path, "--imgpath", str(imgdir)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"warning: {path}: int8 model with 8-bit weights on a CPU without VNNI/AMX")
+    assert sum(line.startswith("warning:") for line in lines) == 1 and lines[-1].startswith("summary {")
