@@ -123,18 +123,16 @@ def equalize_channels(lean, x, alpha=0.5, max_gain=16.0):
     return lean
 
 
-def input_overrides(onnx_path):
-    """TensorQuantOverrides: the input on 7 bits (scale 1/64: the preprocessed [-1, 1] -> 0..128), the first
-    conv's weights on 8 bits, so its U8S8 pairs stay below 2**15 (see the module docstring)."""
-    graph = onnx.load(onnx_path).graph
+def input_overrides(graph):
+    """TensorQuantOverrides for 7-bit weights: the input on 7 bits (scale 1/64: the preprocessed [-1, 1] ->
+    0..128), the first conv's weights on 8 bits, so its U8S8 pairs stay below 2**15 (see the module docstring)."""
     stem = next(n for n in graph.node if n.op_type == "Conv" and n.input[0] == graph.input[0].name)
     return {graph.input[0].name: [{"scale": np.array(1 / 64, np.float32), "zero_point": np.array(64, np.uint8)}],
             stem.input[1]: [{"reduce_range": False}]}
 
 
-def float_nodes(onnx_path):
+def float_nodes(graph):
     """The context normalisation and head: the channel Concat and every node after it."""
-    graph = onnx.load(onnx_path).graph
     concat = next(n for n in graph.node if n.op_type == "Concat")
     names, tensors = [concat.name], set(concat.output)
     for node in graph.node:  # topological order
@@ -173,12 +171,12 @@ def quantised_biases(proto):
     return found
 
 
-def correct_biases(fp32_path, int8_path, batches):
+def correct_biases(fp32, int8_path, batches):
     """Empirical bias correction: in graph order, move each quantised conv's int32 bias by the mean difference,
     per output channel and before the activation, between the fp32 model's conv output and the int8 model's
-    (with the convs before it already corrected), both run on the calibration `batches`. Returns the corrected
-    int8 model."""
-    fp32, int8 = onnx.load(fp32_path), onnx.load(int8_path)
+    (with the convs before it already corrected), both run on the calibration `batches`. `fp32` is the model
+    that was quantised (a ModelProto); returns the corrected int8 model."""
+    int8 = onnx.load(int8_path)
     fp32_outputs = {node.name: node.output[0] for node in fp32.graph.node if node.op_type == "Conv"}
     convs = [conv for conv in quantised_biases(int8) if conv[0] in fp32_outputs]  # the quantiser keeps node names
     targets = channel_means(fp32, [fp32_outputs[name] for name, _, _, _ in convs], batches)
@@ -232,16 +230,18 @@ def quantize_to_onnx(model, path, plates, dynamic=False, batch=1, weight_bits="a
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_to_onnx(lean, os.path.join(tmp, "lean.onnx"), dynamic=dynamic, batch=batch)
+        fp32_model = onnx.load(fp32)
         batches = calibration_batches(plates, None if dynamic else batch)
 
         def write(out):
-            overrides = input_overrides(fp32) if bits == 7 else {}
+            overrides = input_overrides(fp32_model.graph) if bits == 7 else {}
             with quiet_quantizer():
                 quantize_static(fp32, out, PlateReader(batches), quant_format=QuantFormat.QDQ, per_channel=True,
                                 reduce_range=bits == 7, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                nodes_to_exclude=float_nodes(fp32), calibrate_method=CalibrationMethod.MinMax,
+                                nodes_to_exclude=float_nodes(fp32_model.graph),
+                                calibrate_method=CalibrationMethod.MinMax,
                                 extra_options={"TensorQuantOverrides": overrides})
-            int8 = correct_biases(fp32, out, batches)
+            int8 = correct_biases(fp32_model, out, batches)
             onnx.helper.set_model_props(int8, {INT8_WEIGHT_BITS_KEY: str(bits)})
             onnx.save(int8, out)
 

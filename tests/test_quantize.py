@@ -121,7 +121,7 @@ def test_bias_correction_cuts_the_int8_error_on_plates_it_did_not_see(tmp_path, 
     errors = {}
     for corrected in (True, False):
         if not corrected:
-            monkeypatch.setattr(quantize, "correct_biases", lambda fp32, int8, batches: onnx.load(int8))
+            monkeypatch.setattr(quantize, "correct_biases", lambda fp32_model, int8, batches: onnx.load(int8))
         path = quantize_to_onnx(model, str(tmp_path / f"{corrected}.onnx"), random_plates(40), dynamic=True)
         errors[corrected] = np.abs(OrtEngine(path)(x) - expected).mean()
     assert errors[True] < 0.8 * errors[False]
