@@ -139,7 +139,7 @@ def int8_warnings(path, session, provider):
     bits = session.get_modelmeta().custom_metadata_map.get(INT8_WEIGHT_BITS_KEY)
     if bits == "8" and provider == "CPUExecutionProvider" and not cpu_has_int8_dot_product():
         return [f"{path}: int8 model with 8-bit weights on a CPU without VNNI/AMX, which can saturate its sums "
-                f"and misread plates: export it here with --int8_weight_bits 7"]
+                f"and misread plates: re-export it with test.py --int8 True --int8_weight_bits 7"]
     return []
 
 
