@@ -1,7 +1,7 @@
 """Training throughput benchmark: img/s of the real training step (augmentation, forward, CTC, backward,
 RMSprop) under each precision and memory layout, on this machine.
 
-    python bench_train.py --imgdir ../shared/data/plates/train --steps 20
+    python bench_train.py --imgdir ../shared/data/plates/train --steps 30
 """
 import argparse
 import os
@@ -22,7 +22,8 @@ def parse_opt(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--imgdir", default="data/train")
     p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20, help="timed steps per configuration (after 3 warm-up steps)")
+    p.add_argument("--steps", type=int, default=30,
+                   help="timed steps per configuration, after 3 warm-up steps")
     p.add_argument("--workers", type=int, default=-1, help="data-loading processes (-1: as train.py, none on CPU)")
     p.add_argument("--threads", type=int, default=0)
     return p.parse_args(argv)
@@ -50,7 +51,7 @@ def measure(samples, batch_size, steps, workers, amp, channels_last):
     return steps * batch_size / (time.time() - t0)
 
 
-def run(imgdir, batch_size=64, steps=20, workers=-1, threads=0):
+def run(imgdir, batch_size=64, steps=30, workers=-1, threads=0):
     configure_cpu(threads)
     workers = resolve_workers(workers, torch.device("cpu"))
     samples, _ = load_samples(imgdir)
