@@ -5,6 +5,7 @@ RMSprop) under each precision and memory layout, on this machine.
 """
 import argparse
 import os
+import sys
 import time
 
 import torch
@@ -22,8 +23,7 @@ def parse_opt(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--imgdir", default="data/train")
     p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=30,
-                   help="timed steps per configuration, after 3 warm-up steps")
+    p.add_argument("--steps", type=int, default=30, help="timed steps per configuration (after 3 warm-up steps)")
     p.add_argument("--workers", type=int, default=-1, help="data-loading processes (-1: as train.py, none on CPU)")
     p.add_argument("--threads", type=int, default=0)
     return p.parse_args(argv)
@@ -55,6 +55,8 @@ def run(imgdir, batch_size=64, steps=30, workers=-1, threads=0):
     configure_cpu(threads)
     workers = resolve_workers(workers, torch.device("cpu"))
     samples, _ = load_samples(imgdir)
+    if len(samples) < batch_size:  # drop_last would leave the loader empty and the timing loop endless
+        raise SystemExit(f"error: {imgdir}: {len(samples)} usable images, fewer than --batch_size {batch_size}")
     print(f"machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, fast bf16: {cpu_has_fast_bf16()}")
     print("| configuration | img/s |\n| --- | ---: |")
@@ -69,7 +71,10 @@ def run(imgdir, batch_size=64, steps=30, workers=-1, threads=0):
 
 
 def main(argv=None):
-    run(**vars(parse_opt(argv)))
+    try:
+        run(**vars(parse_opt(argv)))
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
