@@ -5,8 +5,8 @@
     python LPRNet_ORT_infer.py --imgpath imgs --save_vis runs/vis --providers cpu --threads 4
     python LPRNet_ORT_infer.py --model model/LPRNet_int8.onnx --imgpath data/val --spin False   # int8, busy CPU
 
-Prints one line per image (`file  plate  ✓/✗` when the file name is a plate), the accuracy of the
-labelled ones, and a last line `summary {json}`.
+Prints one line per image (`file  plate  confidence  ✓/✗`, the mark when the file name is a plate), the
+accuracy of the labelled ones, and a last line `summary {json}`.
 """
 import argparse
 

@@ -22,7 +22,7 @@ from .cli import add_plate_rules_flag
 from .engines import EngineError
 from .evaluate import Score
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
-from .preprocess import INPUT_W, greedy_decode, read_plates, to_input
+from .preprocess import INPUT_W, decode_plates, read_plates, to_input
 
 VIS_WIDTH = 4 * INPUT_W  # narrower images are enlarged to this width for --save_vis
 FONT_PREFERENCE = ("wqy-zenhei", "wqy-microhei", "notosanscjk-regular", "notosanscjk", "notosanssc",
@@ -36,7 +36,7 @@ KNOWN_FONT_FILES = (  # where fc-list is missing (Windows, macOS, minimal images
     "/System/Library/Fonts/PingFang.ttc",
     "/System/Library/Fonts/STHeiti Medium.ttc",
 )
-OUTPUT_FIELDS = ("file", "plate", "label", "correct", "error")
+OUTPUT_FIELDS = ("file", "plate", "confidence", "label", "correct", "error")
 
 
 def add_io_args(parser):
@@ -57,6 +57,7 @@ class Result:
     plate: str = ""
     label: Optional[str] = None  # the plate the file name carries, if it carries one
     error: Optional[str] = None  # why the image was skipped
+    confidence: Optional[float] = None  # of the least sure character read (lprnet.preprocess.decode_plates)
 
     @property
     def correct(self):
@@ -102,8 +103,9 @@ def result_marks(encoding):
 def result_line(result, marks):
     if result.error:
         return f"skipped {result.file}: {result.error}"
+    confidence = "" if result.confidence is None else f"  {result.confidence:.2f}"
     mark = "" if result.correct is None else f"  {marks[0] if result.correct else marks[1]}"
-    return f"{result.file}  {result.plate or '(none)'}{mark}"
+    return f"{result.file}  {result.plate or '(none)'}{confidence}{mark}"
 
 
 def fontconfig_cjk_fonts():
@@ -263,12 +265,12 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
         if plates:
             t0 = time.perf_counter()
             try:
-                texts = greedy_decode(engine(to_input(np.stack(plates))), plate_rules)
+                readings = decode_plates(engine(to_input(np.stack(plates))), plate_rules)
             except EngineError as e:
                 fatal(str(e))
             seconds += time.perf_counter() - t0
-            for result, text in zip((r for r in batch if not r.error), texts):
-                result.plate = text
+            for result, (text, confidence) in zip((r for r in batch if not r.error), readings):
+                result.plate, result.confidence = text, round(confidence, 4)
         for result in batch:
             log(result_line(result, marks))
         if save_vis:

@@ -2,7 +2,7 @@
 
 Input: NCHW float32 [N, 3, 24, 94], BGR, (pixel - 127.5) * 0.0078125. Output: logits [N, 68, T] (T = 18
 columns, or 36), decoded greedily (argmax per column, collapse repeats, drop blanks; optionally fitted to a
-valid plate). Every engine uses these two.
+valid plate) with a confidence. Every engine uses these two.
 """
 from itertools import combinations
 
@@ -40,48 +40,61 @@ def preprocess(images):
 
 
 def greedy_decode(logits, plate_rules=False):
-    """Logits [N, 68, T] (numpy or torch) -> list of plate strings: the best class of each column, repeats
-    collapsed, blanks dropped. With `plate_rules`, a reading of 8 or 9 characters that is no plate loses the
-    fewest, least confident characters that leave one (`fit_to_plate`)."""
-    logits = np.asarray(logits)
-    texts = []
-    for scores, best in zip(logits, logits.argmax(axis=1)):
-        runs, prev = [], BLANK  # [class, first column, last column] of each character read
-        for t, k in enumerate(best):
-            if k != BLANK:
-                if k != prev:
-                    runs.append([k, t, t])
-                else:
-                    runs[-1][2] = t
-            prev = k
+    """Logits [N, 68, T] (numpy or torch) -> list of plate strings (see `decode_plates`)."""
+    return [text for text, _ in decode_plates(logits, plate_rules)]
+
+
+def decode_plates(logits, plate_rules=False):
+    """Logits [N, 68, T] (numpy or torch) -> list of (plate, confidence).
+
+    The plate: the best class of each column, repeats collapsed, blanks dropped. With `plate_rules`, a reading
+    of 8 or 9 characters that is no plate loses the fewest, least confident characters that leave one
+    (`fit_to_plate`). The confidence: the probability of the least sure character kept, at its most confident
+    column (0.0 when nothing is read); blurred, cut or non-plate crops score low.
+    """
+    logits = np.asarray(logits, dtype=np.float32)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    read = []
+    for p, best in zip(probs, logits.argmax(axis=1)):
+        runs = character_runs(best)
         text = "".join(CHARS[k] for k, _, _ in runs)
+        confidences = [p[k, first:last + 1].max() for k, first, last in runs]
         if plate_rules and 7 < len(text) <= 7 + MAX_DROPPED and not is_plate(text):
-            text = fit_to_plate(text, character_confidences(scores, runs))
-        texts.append(text)
-    return texts
+            text, confidences = fit_to_plate(text, confidences)
+        read.append((text, float(min(confidences, default=0.0))))
+    return read
 
 
-def character_confidences(scores, runs):
-    """The softmax probability of each character read, at its most confident column."""
-    p = np.exp(scores - scores.max(axis=0))
-    p /= p.sum(axis=0)
-    return [p[k, first:last + 1].max() for k, first, last in runs]
+def character_runs(best):
+    """[class, first column, last column] of each character the columns' best classes read."""
+    runs, prev = [], BLANK
+    for t, k in enumerate(best):
+        if k != BLANK:
+            if k != prev:
+                runs.append([k, t, t])
+            else:
+                runs[-1][2] = t
+        prev = k
+    return runs
 
 
 def fit_to_plate(text, confidences):
-    """The plate left by dropping the fewest characters of `text` (up to MAX_DROPPED), of least total confidence;
-    `text` itself where none is left. The usual case: LPRNet reads one extra character from the frame or the
-    background beside the plate (`皖AY68767` for `皖AY6876`); only green plates have 8 characters, with D/F third
-    or last."""
+    """The plate left by dropping the fewest characters of `text` (up to MAX_DROPPED), of least total confidence,
+    and the confidences of the characters kept; `text` itself where none is left. The usual case: LPRNet reads
+    one extra character from the frame or the background beside the plate (`皖AY68767` for `皖AY6876`); only
+    green plates have 8 characters, with D/F third or last."""
     for count in range(1, min(MAX_DROPPED, len(text) - 7) + 1):
         options = []
         for dropped in combinations(range(len(text)), count):
-            kept = "".join(c for i, c in enumerate(text) if i not in dropped)
-            if is_plate(kept):
-                options.append((sum(confidences[i] for i in dropped), kept))
+            kept = [i for i in range(len(text)) if i not in dropped]
+            plate = "".join(text[i] for i in kept)
+            if is_plate(plate):
+                options.append((sum(confidences[i] for i in dropped), plate, [confidences[i] for i in kept]))
         if options:
-            return min(options)[1]
-    return text
+            _, plate, kept_confidences = min(options, key=lambda option: option[:2])
+            return plate, kept_confidences
+    return text, confidences
 
 
 def read_plates(paths):

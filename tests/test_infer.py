@@ -15,7 +15,7 @@ from lprnet.engines import OrtEngine
 from lprnet.export import export_to_onnx
 from lprnet.image import read_image, write_image
 from lprnet.model import LPRNet, load_model
-from lprnet.preprocess import greedy_decode, preprocess, resize_plate
+from lprnet.preprocess import decode_plates, preprocess, resize_plate
 from lprnet.quantize import quantize_to_onnx
 from tests import migraphx_test_double
 from tests.conftest import ROOT, copy_subset, shared_path
@@ -88,10 +88,15 @@ def varied_model(imgdir):
     return model.eval()
 
 
-def expected_plates(model_path, imgdir):
+def expected_readings(model_path, imgdir):
+    """{path: (plate, confidence)} of the readable images, decoded outside the script."""
     engine = OrtEngine(model_path)
     paths = [str(imgdir / rel) for rel in READABLE]
-    return dict(zip(paths, greedy_decode(engine(preprocess([read_image(p) for p in paths])))))
+    return dict(zip(paths, decode_plates(engine(preprocess([read_image(p) for p in paths])))))
+
+
+def expected_plates(model_path, imgdir):
+    return {path: plate for path, (plate, _) in expected_readings(model_path, imgdir).items()}
 
 
 def summary_of(out):
@@ -106,18 +111,18 @@ def test_ort_script_end_to_end(models, imgdir, tmp_path, capsys):
                                         "--batch_size", "4", "--output", report])
     out = capsys.readouterr().out
     assert out.startswith("onnxruntime CPUExecutionProvider, batch dynamic | 9 images from ")
-    expected = expected_plates(models["dynamic"], imgdir)
+    expected = expected_readings(models["dynamic"], imgdir)
     for rel, label in READABLE.items():
         path = str(imgdir / rel)
-        plate = expected[path] or "(none)"
-        mark = "" if label is None else ("  ✓" if expected[path] == label else "  ✗")
-        assert f"\n{path}  {plate}{mark}\n" in out
+        plate, confidence = expected[path]
+        mark = "" if label is None else ("  ✓" if plate == label else "  ✗")
+        assert f"\n{path}  {plate or '(none)'}  {confidence:.2f}{mark}\n" in out
     for rel, problem in UNREADABLE.items():
         assert f"\nskipped {imgdir / rel}: {problem}" in out
     assert "notes.txt" not in out
     assert summary == summary_of(out)
     assert (summary["images"], summary["skipped"], summary["labelled"]) == (6, 3, 5)
-    assert summary["correct"] == sum(expected[str(imgdir / r)] == lab for r, lab in READABLE.items() if lab)
+    assert summary["correct"] == sum(expected[str(imgdir / r)][0] == lab for r, lab in READABLE.items() if lab)
     assert summary["img_per_s"] > 0 and summary["batch_size"] == 4
 
     saved = json.loads(open(report, encoding="utf-8").read())
@@ -125,7 +130,10 @@ def test_ort_script_end_to_end(models, imgdir, tmp_path, capsys):
     rows = {row["file"]: row for row in saved["results"]}
     assert len(rows) == 9 and rows[str(imgdir / "car.jpg")]["label"] is None
     assert rows[str(imgdir / "empty.png")]["error"] == "empty file"
-    assert rows[str(imgdir / "皖A12345_1.jpg")]["plate"] == expected[str(imgdir / "皖A12345_1.jpg")]
+    plate, confidence = expected[str(imgdir / "皖A12345_1.jpg")]
+    assert rows[str(imgdir / "皖A12345_1.jpg")]["plate"] == plate
+    assert rows[str(imgdir / "皖A12345_1.jpg")]["confidence"] == pytest.approx(confidence, abs=1e-4)
+    assert rows[str(imgdir / "empty.png")]["confidence"] is None
 
 
 def test_csv_output_opens_in_excel_and_python(models, imgdir, tmp_path, capsys):
@@ -214,8 +222,8 @@ def test_result_lines_and_marks():
     assert infer.result_marks("gbk") == ("√", "×")  # a Chinese Windows console cannot print ✓
     assert infer.result_marks("ascii") == ("ok", "wrong")
     marks = ("✓", "✗")
-    assert infer.result_line(infer.Result("a/皖A12345.jpg", "皖A12345", "皖A12345"), marks) == \
-        "a/皖A12345.jpg  皖A12345  ✓"
+    assert infer.result_line(infer.Result("a/皖A12345.jpg", "皖A12345", "皖A12345", confidence=0.876), marks) == \
+        "a/皖A12345.jpg  皖A12345  0.88  ✓"
     assert infer.result_line(infer.Result("b.jpg", "皖A1234", "皖A12345"), marks) == "b.jpg  皖A1234  ✗"
     assert infer.result_line(infer.Result("car.jpg", ""), marks) == "car.jpg  (none)"
     assert infer.result_line(infer.Result("x.jpg", error="empty file"), marks) == "skipped x.jpg: empty file"

@@ -1,9 +1,10 @@
 import cv2
 import numpy as np
+import pytest
 
 from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
 from lprnet.image import write_image
-from lprnet.preprocess import fit_to_plate, greedy_decode, load_plates, preprocess, to_input
+from lprnet.preprocess import decode_plates, fit_to_plate, greedy_decode, load_plates, preprocess, to_input
 
 
 def one_hot_logits(columns):
@@ -61,7 +62,25 @@ def test_plate_rules_drop_the_least_confident_extra_character():
 def test_plate_rules_leave_plates_and_hopeless_readings_alone():
     for text in ("皖AD12345", "皖A12345F", "皖A12345", "皖A1234", "皖皖皖皖皖皖皖皖", "皖AB1234567"):
         assert greedy_decode(reading_logits(text, unsure={0, 3}), plate_rules=True) == [text]
-    assert fit_to_plate("皖AY68767", [0.9] * 7 + [0.1]) == "皖AY6876"
+    assert fit_to_plate("皖AY68767", [0.9] * 7 + [0.1]) == ("皖AY6876", [0.9] * 7)
+
+
+def softmax_of(logit):
+    """The probability softmax gives a character's `logit` in its column of reading_logits (the rest 0)."""
+    return np.exp(logit) / (np.exp(logit) + NUM_CLASSES - 1)
+
+
+def test_confidence_is_the_least_sure_character_kept():
+    sure, unsure = softmax_of(8.0), softmax_of(0.5)
+    [(text, confidence)] = decode_plates(reading_logits("皖AY6876"))
+    assert text == "皖AY6876" and confidence == pytest.approx(sure, rel=1e-5)
+    [(text, confidence)] = decode_plates(reading_logits("皖AY6876", unsure={3}))
+    assert text == "皖AY6876" and confidence == pytest.approx(unsure, rel=1e-5)
+    # the plate rules drop the unsure extra character, and its confidence with it
+    extra = reading_logits("皖AY68767", unsure={7})
+    assert decode_plates(extra)[0][1] == pytest.approx(unsure, rel=1e-5)
+    assert decode_plates(extra, plate_rules=True)[0] == ("皖AY6876", pytest.approx(sure, rel=1e-5))
+    assert decode_plates(one_hot_logits([BLANK] * 18)) == [("", 0.0)]
 
 
 def test_bad_images_are_skipped_one_line_each(tmp_path):

@@ -1,12 +1,18 @@
 """The files in model/: what a fresh clone runs first (`python LPRNet_ORT_infer.py` on imgs/)."""
+import contextlib
+import io
+import re
 from pathlib import Path
 
 import numpy as np
 
+from lprnet.ccpd import parse_ccpd_name
 from lprnet.charset import label_from_filename
 from lprnet.engines import OrtEngine, TorchEngine
-from lprnet.image import list_images
-from lprnet.preprocess import greedy_decode, load_plates, to_input
+from lprnet.evaluate import labelled_images
+from lprnet.image import list_images, read_image
+from lprnet.preprocess import decode_plates, greedy_decode, load_plates, preprocess, to_input
+from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +32,52 @@ def test_the_shipped_model_reads_every_demo_image_in_torch_and_onnx_alike():
 def test_the_shipped_files_stay_small():
     for name in ("lprnet.pth", "LPRNet.onnx"):
         assert 1.5e6 < (ROOT / "model" / name).stat().st_size < 2.5e6
+
+
+def readme_python_example():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### 在自己的代码中调用"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_python_example_reads_a_demo_image(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(readme_python_example(), {})
+    plate, confidence = out.getvalue().split()
+    assert plate == "皖X10391" and 0.5 <= float(confidence) <= 1
+
+
+def read_with_confidence(crops):
+    engine = OrtEngine(str(ROOT / "model" / "LPRNet.onnx"))
+    return [r for start in range(0, len(crops), 64) for r in decode_plates(engine(preprocess(crops[start:start + 64])))]
+
+
+def test_confidence_is_high_on_right_readings_and_low_on_wrong_ones():
+    paths, labels, _ = labelled_images(str(shared_path("data", "plates", "val")))
+    readings = read_with_confidence([read_image(p) for p in paths])
+    right = [c for (text, c), label in zip(readings, labels) if text == label]
+    wrong = [c for (text, c), label in zip(readings, labels) if text != label]
+    assert len(wrong) >= 3  # the comparison means something
+    assert np.mean([c >= 0.5 for c in right]) >= 0.99
+    assert np.mean(wrong) < np.mean(right) - 0.1
+
+
+def test_windows_without_a_plate_never_read_as_a_confident_plate():
+    """Plate-shaped windows from CCPD photos that miss the plate: some read 7 or 8 characters, none with
+    confidence 0.5 or more."""
+    rng = np.random.default_rng(0)
+    crops = []
+    for path in list_images(str(shared_path("data", "ccpd_sample")))[:100]:
+        img, (x0, y0, x1, y1) = read_image(path), parse_ccpd_name(path).box
+        for _ in range(5):
+            w = int(rng.integers(80, 300))
+            h = max(20, int(w / rng.uniform(2.5, 4.5)))
+            x, y = int(rng.integers(0, img.shape[1] - w)), int(rng.integers(0, img.shape[0] - h))
+            if x >= x1 or x + w <= x0 or y >= y1 or y + h <= y0:
+                crops.append(img[y:y + h, x:x + w])
+    readings = read_with_confidence(crops)
+    plate_long = [c for text, c in readings if len(text) in (7, 8)]
+    assert len(crops) > 300 and len(plate_long) >= 10
+    assert max(plate_long) < 0.5
