@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .charset import BLANK, CHARS, is_plate
+from .image import ImageError, read_image, to_bgr8
 
 INPUT_W, INPUT_H = 94, 24
 OUTPUT_COLUMNS = (18, 36)  # LPRNet's 18, or 36 (`LPRNet(columns=36)`)
@@ -35,8 +36,15 @@ def to_input(plates):
 
 
 def preprocess(images):
-    """A list of BGR images of any size -> float32 model input [N, 3, 24, 94]."""
-    return to_input(np.stack([resize_plate(img) for img in images]))
+    """A list of BGR images of any size (gray, BGRA and 16-bit ones are converted) -> float32 model input
+    [N, 3, 24, 94]. Raises ValueError naming the first array that is no image, such as an empty crop."""
+    plates = []
+    for i, img in enumerate(images):
+        img = np.asarray(img)
+        if img.ndim not in (2, 3) or img.size == 0:
+            raise ValueError(f"image {i}: an array of shape {img.shape} is no image (an empty crop?)")
+        plates.append(resize_plate(to_bgr8(img)))
+    return to_input(np.stack(plates) if plates else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8))
 
 
 def greedy_decode(logits, plate_rules=False):
@@ -100,7 +108,6 @@ def fit_to_plate(text, confidences):
 def read_plates(paths):
     """(path, image as read, 94x24 uint8 plate, error) for each path; the image and plate are None and the
     error says why where a file cannot be read."""
-    from .image import ImageError, read_image
     for path in paths:
         try:
             img = read_image(path)
