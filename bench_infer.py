@@ -75,7 +75,10 @@ def open_engines(names, model, net, workdir, batch_sizes, calib_dir, calib_count
     if "torch" in names:
         engines["torch"] = TorchEngine(model, "cpu", "off", threads)
     if "torch-bf16" in names:
-        engines["torch-bf16"] = TorchEngine(model, "cpu", "bf16", threads)
+        try:
+            engines["torch-bf16"] = TorchEngine(model, "cpu", "bf16", threads)
+        except EngineError as e:
+            log(f"no torch bf16 row: {e}")
     lean = export_to_onnx(net, os.path.join(workdir, "lean.onnx"), dynamic=True)
     if "ort-plain" in names:
         plain = export_to_onnx(net, os.path.join(workdir, "plain.onnx"), dynamic=True, lean=False)

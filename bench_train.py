@@ -12,7 +12,7 @@ import torch
 
 from lprnet.cpu import cpu_description, cpu_has_fast_bf16
 from lprnet.dataset import PlateDataset, collate, load_samples
-from lprnet.device import SLOW_BF16, configure_cpu, resolve_workers
+from lprnet.device import SLOW_BF16, configure_cpu, resolve_workers, torch_bf16_error
 from lprnet.model import LPRNet
 from lprnet.training import make_optimizer, train_step
 
@@ -64,6 +64,9 @@ def run(imgdir, batch_size=64, steps=30, workers=-1, threads=0):
     for name, amp, channels_last in CONFIGS:
         if amp == "bf16" and not cpu_has_fast_bf16():
             print(f"| {name} | skipped: {SLOW_BF16} |")
+            continue
+        if amp == "bf16" and torch_bf16_error("cpu"):
+            print(f"| {name} | skipped: torch {torch.__version__} cannot run it ({torch_bf16_error('cpu')}) |")
             continue
         results[name] = measure(samples, batch_size, steps, workers, amp, channels_last)
         print(f"| {name} | {results[name]:.0f} |", flush=True)

@@ -90,7 +90,7 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     try:
         engine = TorchEngine(model, device, amp, threads)
         paths, labels, bad_labels = labelled_images(imgpath)
-    except (CheckpointError, FileNotFoundError) as e:
+    except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     warning = slow_bf16_warning(amp, engine.device)
     if warning:

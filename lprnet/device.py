@@ -1,6 +1,7 @@
 """Device, precision and thread choices shared by training and torch inference."""
 import contextlib
 import ctypes
+import functools
 import os
 
 import torch
@@ -17,12 +18,42 @@ def select_device(name="auto"):
 
 
 def resolve_amp(amp, device):
-    """'auto' -> 'bf16' where it is fast (AMX/AVX512-BF16 CPUs, bf16-capable GPUs), else 'off'."""
+    """'auto' -> 'bf16' where it is fast (AMX/AVX512-BF16 CPUs, bf16-capable GPUs) and this torch runs LPRNet in
+    bf16 there, else 'off'."""
     if amp != "auto":
         return amp
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "off"
-    return "bf16" if cpu_has_fast_bf16() else "off"
+    fast = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_fast_bf16()
+    return "bf16" if fast and not torch_bf16_error(device.type) else "off"
+
+
+@functools.lru_cache(maxsize=None)
+def torch_bf16_error(device_type):
+    """'' where this torch runs LPRNet in bf16 autocast on `device_type` as training and inference do (training
+    forward and backward; the folded inference net, channels_last), else why not (torch 1.10 has no bf16
+    max_pool2d on CPU)."""
+    from .export import LeanLPRNet
+    from .model import LPRNet
+    device = torch.device(device_type)
+    model = LPRNet().to(device).train()
+    x = torch.zeros(2, 3, 24, 94, device=device)
+    try:
+        with autocast(device, "bf16"):
+            model(x).float().sum().backward()
+            lean = LeanLPRNet(model.eval()).to(memory_format=torch.channels_last)
+            with torch.no_grad():
+                lean(x.contiguous(memory_format=torch.channels_last))
+    except RuntimeError as e:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return ""
+
+
+def bf16_unavailable(amp, device):
+    """One line for --amp bf16 on a torch that cannot run LPRNet in bf16 on `device`, else ''."""
+    error = torch_bf16_error(device.type) if amp == "bf16" else ""
+    if error:
+        return (f"--amp bf16: torch {torch.__version__} cannot run LPRNet in bf16 on {device.type} ({error}); "
+                "use --amp off")
+    return ""
 
 
 SLOW_BF16 = "this CPU has no AMX/AVX512-BF16: bf16 runs several times slower than fp32 here"

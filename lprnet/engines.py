@@ -69,10 +69,13 @@ class TorchEngine(Engine):
     CPU_CHUNK = 8
 
     def __init__(self, path, device="auto", amp="off", threads=0):
-        from .device import configure_cpu, select_device
+        from .device import bf16_unavailable, configure_cpu, select_device
         from .model import load_model
         configure_cpu(threads)
         self.device, self.amp = select_device(device), amp
+        problem = bf16_unavailable(amp, self.device)
+        if problem:
+            raise EngineError(problem)
         import torch
 
         from .export import LeanLPRNet

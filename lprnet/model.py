@@ -13,6 +13,7 @@ net computes and the odd ones lie between them; the global context, pooled to 18
 interpolated to 36. Where a plate fills only part of the crop (a loose box), 18 columns leave no room for the
 blank CTC needs between two equal characters (8 characters in 12-16 columns); 36 do.
 """
+import functools
 import os
 
 import torch
@@ -75,15 +76,30 @@ class Dropout(nn.Dropout):
         drop = round(self.p * 256)
         if drop >= 256:
             return torch.zeros_like(x)
-        n = x.numel()
-        words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64)
-        keep = words.view(torch.uint8)[:n] >= drop
+        keep = random_bytes(x.numel()) >= drop
         if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
             b, c, h, w = x.shape
             keep = keep.view(b, h, w, c).permute(0, 3, 1, 2)
         else:
             keep = keep.view(x.shape)
         return x * keep.to(x.dtype).mul_(256 / (256 - drop))  # one multiply forward and backward
+
+
+def random_bytes(n):
+    """n uniformly random uint8 values: eight from each int64 drawn where torch can view int64 as bytes."""
+    if not can_view_as_bytes():
+        return torch.randint(0, 256, (n,), dtype=torch.uint8)
+    return torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64).view(torch.uint8)[:n]
+
+
+@functools.lru_cache(maxsize=None)
+def can_view_as_bytes():
+    """Tensor.view to a smaller dtype came in torch 1.11."""
+    try:
+        torch.zeros(1, dtype=torch.int64).view(torch.uint8)
+    except RuntimeError:
+        return False
+    return True
 
 
 class ColumnsDoubled(nn.Module):

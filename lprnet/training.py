@@ -5,6 +5,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -14,7 +15,15 @@ from tqdm import tqdm
 from .augment import CONTEXT_FRAMING
 from .charset import BLANK
 from .dataset import PlateDataset, collate, load_samples
-from .device import autocast, configure_cpu, resolve_amp, resolve_workers, select_device, slow_bf16_warning
+from .device import (
+    autocast,
+    bf16_unavailable,
+    configure_cpu,
+    resolve_amp,
+    resolve_workers,
+    select_device,
+    slow_bf16_warning,
+)
 from .evaluate import score_dataset
 from .image import write_atomic
 from .model import LPRNet, checkpoint_columns, load_model, save_checkpoint
@@ -121,6 +130,13 @@ def write_log_row(path, row):
 
 
 def plot_log(csv_path, png_path):
+    # numpy < 2 warns on every np.finfo (which matplotlib calls) while torch has denormals flushed
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
+        draw_log(csv_path, png_path)
+
+
+def draw_log(csv_path, png_path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -151,6 +167,9 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     log = log or (print if ddp.main else (lambda *a, **k: None))
     configure_cpu(max(1, (threads or os.cpu_count() or 1) // ddp.world))
     amp = resolve_amp(amp, device)
+    problem = bf16_unavailable(amp, device)
+    if problem:
+        raise SystemExit(f"error: {problem}")
     warning = slow_bf16_warning(amp, device)
     if warning:
         log(warning)

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from lprnet import model as model_module
 from lprnet.model import (
     CheckpointError,
     ColumnsDoubled,
@@ -60,8 +61,12 @@ def test_2d_pooling_equals_maxpool3d():
         assert torch.equal(MaxPoolSubsample(step, stride_w)(channels_last), ref)
 
 
+@pytest.mark.parametrize("bytes_from_words", [True, False])  # False: torch 1.10, which cannot view int64 as bytes
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_dropout_keeps_half_scaled_and_is_seeded(channels_last):
+def test_dropout_keeps_half_scaled_and_is_seeded(channels_last, bytes_from_words, monkeypatch):
+    if bytes_from_words and not model_module.can_view_as_bytes():
+        pytest.skip(f"torch {torch.__version__} cannot view int64 as bytes")
+    monkeypatch.setattr(model_module, "can_view_as_bytes", lambda: bytes_from_words)
     x = torch.rand(8, 64, 16, 18) + 0.5
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
