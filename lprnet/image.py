@@ -26,18 +26,28 @@ def to_bgr8(img):
     return img
 
 
+def is_cut_short_jpeg(data):
+    """A JPEG with no end-of-image marker after its last scan: the file was cut short. OpenCV before 4.11 decodes
+    such a file anyway, the missing part grey; later versions refuse it. (A marker byte 0xFF inside a scan is
+    always followed by 0x00 or a restart code, so the last 0xFFDA and 0xFFD9 are real markers.)"""
+    return data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+
+
 def read_image(path, reduce=1):
     """Read `path` as 8-bit BGR; `reduce` in (1, 2, 4, 8) decodes at that fraction of the resolution."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise ImageError(f"cannot read ({e.strerror})") from None
-    if data.size == 0:
+    if not data:
         raise ImageError("empty file")
+    if is_cut_short_jpeg(data):
+        raise ImageError("not a readable image (a JPEG cut short)")
     # a reduced decode would apply an EXIF rotation that the full decode (IMREAD_UNCHANGED) does not
     flags = cv2.IMREAD_UNCHANGED if reduce == 1 else cv2.IMREAD_IGNORE_ORIENTATION | {
         2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
-    img = cv2.imdecode(data, flags)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None:
         raise ImageError("not a readable image (corrupt or unsupported format)")
     return to_bgr8(img)

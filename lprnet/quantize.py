@@ -127,8 +127,9 @@ def input_overrides(graph):
     """TensorQuantOverrides for 7-bit weights: the input on 7 bits (scale 1/64: the preprocessed [-1, 1] ->
     0..128), the first conv's weights on 8 bits, so its U8S8 pairs stay below 2**15 (see the module docstring)."""
     stem = next(n for n in graph.node if n.op_type == "Conv" and n.input[0] == graph.input[0].name)
+    channels = next(i.dims[0] for i in graph.initializer if i.name == stem.input[1])
     return {graph.input[0].name: [{"scale": np.array(1 / 64, np.float32), "zero_point": np.array(64, np.uint8)}],
-            stem.input[1]: [{"reduce_range": False}]}
+            stem.input[1]: [{"reduce_range": False}] * channels}  # one per channel: onnxruntime 1.17 needs them all
 
 
 def float_nodes(graph):

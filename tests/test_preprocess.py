@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
-from lprnet.image import write_image
+from lprnet.image import ImageError, read_image, write_image
 from lprnet.preprocess import decode_plates, fit_to_plate, greedy_decode, load_plates, preprocess, to_input
 
 
@@ -116,3 +116,19 @@ def test_bad_images_are_skipped_one_line_each(tmp_path):
     deep = plates[[i for i, p in enumerate(kept) if p.endswith("deep16.png")][0]]
     colour = plates[[i for i, p in enumerate(kept) if p.endswith("rgba.png")][0]]
     assert np.abs(deep.astype(int) - colour.astype(int)).max() <= 1  # 16-bit scaled to 8, alpha dropped
+
+
+def test_a_jpeg_cut_short_anywhere_in_its_scan_is_refused_whatever_the_opencv(tmp_path):
+    """OpenCV before 4.11 decodes a truncated JPEG with its missing part grey; we refuse it on every version."""
+    img = np.random.default_rng(1).integers(0, 255, (48, 160, 3), dtype=np.uint8)
+    progressive = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]
+    for name, params in (("baseline", []), ("progressive", progressive)):
+        jpeg = cv2.imencode(".jpg", img, params)[1].tobytes()
+        whole = tmp_path / f"{name}.jpg"
+        whole.write_bytes(jpeg + b"trailing bytes a camera added")
+        assert read_image(str(whole)).shape == (48, 160, 3)
+        for keep in (len(jpeg) // 2, len(jpeg) - 2):
+            cut = tmp_path / f"{name}_{keep}.jpg"
+            cut.write_bytes(jpeg[:keep])
+            with pytest.raises(ImageError, match=r"^not a readable image \(a JPEG cut short\)$"):
+                read_image(str(cut))
