@@ -28,6 +28,7 @@ exactly as fp32 (0 of 395 plates differ) at 2.1-2.6x the speed of ONNX Runtime f
 import contextlib
 import logging
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -50,6 +51,7 @@ from .image import list_images, write_atomic
 from .preprocess import load_plates, to_input
 
 CALIBRATION_BATCH = 32
+MIN_ONNXRUNTIME = (1, 17)  # 1.14 ignores the per-tensor overrides below; 1.12 cannot run the model it writes
 
 
 class QuantizeError(ValueError):
@@ -213,6 +215,14 @@ def quiet_quantizer():
         logging.disable(previous)
 
 
+def check_onnxruntime(version):
+    """DCU images keep their own (often older) onnxruntime build: say so in one line where it cannot export int8."""
+    found = re.match(r"(\d+)\.(\d+)", version)
+    if found and tuple(map(int, found.groups())) < MIN_ONNXRUNTIME:
+        raise QuantizeError(f"int8 export needs onnxruntime {'.'.join(map(str, MIN_ONNXRUNTIME))} or newer, "
+                            f"this is {version} (the fp32 export and every engine work with it)")
+
+
 def resolve_weight_bits(weight_bits="auto"):
     """'auto' -> 8 where this CPU sums int8 products in 32 bits (VNNI, AMX), else 7; 7 or 8 as given."""
     if weight_bits == "auto":
@@ -225,6 +235,7 @@ def resolve_weight_bits(weight_bits="auto"):
 def quantize_to_onnx(model, path, plates, dynamic=False, batch=1, weight_bits="auto"):
     """Write an int8 QDQ ONNX model of `model` (LPRNet) to `path`, calibrated on uint8 `plates` [N,24,94,3],
     with 7- or 8-bit weights (`resolve_weight_bits`), recorded in the model's metadata."""
+    check_onnxruntime(ort.__version__)
     bits = resolve_weight_bits(weight_bits)
     lean = LeanLPRNet(model.float().cpu().eval(), pool_as_conv=True)
     equalize_channels(lean, to_input(plates))

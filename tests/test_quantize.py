@@ -1,4 +1,5 @@
 import collections
+import re
 
 import numpy as np
 import onnx
@@ -152,6 +153,17 @@ def int8_weights(path):
     """{conv weight name: its int8 values} of a QDQ model."""
     return {init.name: numpy_helper.to_array(init) for init in onnx.load(path).graph.initializer
             if init.data_type == onnx.TensorProto.INT8 and init.dims and len(init.dims) == 4}
+
+
+def test_an_onnxruntime_too_old_for_int8_export_is_one_clear_error(tmp_path, monkeypatch):
+    for version in ("1.14.0+rocm", "1.12.1"):
+        monkeypatch.setattr(quantize.ort, "__version__", version)
+        expected = rf"^int8 export needs onnxruntime 1.17 or newer, this is {re.escape(version)} "
+        with pytest.raises(QuantizeError, match=expected):
+            quantize_to_onnx(trained_like(3), str(tmp_path / "m.onnx"), random_plates(4))
+    assert not (tmp_path / "m.onnx").exists()
+    quantize.check_onnxruntime("1.17.0")
+    quantize.check_onnxruntime("2.0.0")
 
 
 def test_weight_bits_decide_weight_range_input_scale_and_metadata(tmp_path, monkeypatch):
