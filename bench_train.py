@@ -65,8 +65,9 @@ def run(imgdir, batch_size=64, steps=30, workers=-1, threads=0):
         if amp == "bf16" and not cpu_has_fast_bf16():
             print(f"| {name} | skipped: {SLOW_BF16} |")
             continue
-        if amp == "bf16" and torch_bf16_error("cpu"):
-            print(f"| {name} | skipped: torch {torch.__version__} cannot run it ({torch_bf16_error('cpu')}) |")
+        unavailable = torch_bf16_error("cpu") if amp == "bf16" else ""
+        if unavailable:
+            print(f"| {name} | skipped: torch {torch.__version__} cannot run it ({unavailable}) |")
             continue
         results[name] = measure(samples, batch_size, steps, workers, amp, channels_last)
         print(f"| {name} | {results[name]:.0f} |", flush=True)
