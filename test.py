@@ -12,7 +12,7 @@ import time
 from lprnet.cli import add_plate_rules_flag, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
-from lprnet.evaluate import Score, labelled_images, read_texts
+from lprnet.evaluate import Score, labelled_images, read_readings, read_texts
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError
 from lprnet.preprocess import load_plates
@@ -36,7 +36,7 @@ def parse_opt(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="off", choices=["off", "bf16"], help="bf16 autocast for torch inference")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--show", action="store_true", help="print every misread plate")
+    p.add_argument("--show", action="store_true", help="print every misread plate with its confidence")
     add_plate_rules_flag(p)
     return p.parse_args(argv)
 
@@ -98,15 +98,16 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     read, plates, unreadable = load_plates(paths)
     truth = dict(zip(paths, labels))
     t0 = time.time()
-    texts = read_texts(engine, plates, batch_size, plate_rules)
+    readings = read_readings(engine, plates, batch_size, plate_rules)
     seconds = time.time() - t0
+    texts = [text for text, _ in readings]
 
     score = Score()
-    for path, text in zip(read, texts):
-        score.add(path, truth[path], text)
+    for path, (text, confidence) in zip(read, readings):
+        score.add(path, truth[path], text, confidence)
     if show:
-        for path, want, got in score.misses:
-            print(f"miss {path}: {want} -> {got or '(empty)'}")
+        for path, want, got, confidence in score.misses:
+            print(f"miss {path}: {want} -> {got or '(empty)'}  {confidence:.2f}")
     skipped = bad_labels + unreadable
     print(f"images: {score.total} read, {skipped} skipped | correct {score.correct}, "
           f"wrong length {score.wrong_length}, wrong characters {score.wrong_chars} | "

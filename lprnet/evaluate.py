@@ -5,7 +5,7 @@ import numpy as np
 
 from .charset import LabelError, check_plate, label_from_filename
 from .image import list_images
-from .preprocess import greedy_decode, to_input
+from .preprocess import decode_plates, greedy_decode, to_input
 
 
 @dataclass
@@ -13,7 +13,7 @@ class Score:
     correct: int = 0
     wrong_length: int = 0
     wrong_chars: int = 0
-    misses: list = field(default_factory=list)  # (name, truth, prediction)
+    misses: list = field(default_factory=list)  # (name, truth, prediction, confidence or None)
 
     @property
     def total(self):
@@ -23,7 +23,7 @@ class Score:
     def accuracy(self):
         return self.correct / self.total if self.total else 0.0
 
-    def add(self, name, truth, prediction):
+    def add(self, name, truth, prediction, confidence=None):
         if prediction == truth:
             self.correct += 1
             return
@@ -31,7 +31,7 @@ class Score:
             self.wrong_length += 1
         else:
             self.wrong_chars += 1
-        self.misses.append((name, truth, prediction))
+        self.misses.append((name, truth, prediction, confidence))
 
     def summary(self):
         return f"accuracy={100 * self.accuracy:.2f}% ({self.correct}/{self.total})"
@@ -51,12 +51,18 @@ def labelled_images(imgpath, log=print):
     return paths, labels, skipped
 
 
-def read_texts(engine, plates, batch_size, plate_rules=False):
-    """What `engine` (model input -> logits) reads on uint8 `plates` [N, 24, 94, 3], batch_size plates a call."""
-    texts = []
+def read_readings(engine, plates, batch_size, plate_rules=False):
+    """(plate, confidence) for each of the uint8 `plates` [N, 24, 94, 3] that `engine` (model input -> logits)
+    reads, batch_size plates a call."""
+    readings = []
     for start in range(0, len(plates), batch_size):
-        texts += greedy_decode(engine(to_input(plates[start:start + batch_size])), plate_rules)
-    return texts
+        readings += decode_plates(engine(to_input(plates[start:start + batch_size])), plate_rules)
+    return readings
+
+
+def read_texts(engine, plates, batch_size, plate_rules=False):
+    """The plates alone of `read_readings`."""
+    return [text for text, _ in read_readings(engine, plates, batch_size, plate_rules)]
 
 
 def torch_logits(model, x, device, amp="off", channels_last=True):

@@ -45,7 +45,8 @@ def add_io_args(parser):
                         "file names like 皖A12345_1.jpg are scored")
     parser.add_argument("--batch_size", type=int, default=64, help="images per inference call")
     parser.add_argument("--output", default="", help="also write every result to FILE.json or FILE.csv")
-    parser.add_argument("--save_vis", default="", help="folder for each image, enlarged, with its plate under it")
+    parser.add_argument("--save_vis", default="", help="folder for each image, enlarged, with its plate and "
+                        "confidence under it")
     parser.add_argument("--font", default="", help="font file with Chinese glyphs for --save_vis "
                         "(default: WenQuanYi Zen Hei or Noto Sans CJK, found with fc-list)")
     add_plate_rules_flag(parser)
@@ -152,8 +153,14 @@ def truetype(font, size):
     return ImageFont.truetype(font, size)
 
 
+def vis_text(result):
+    if not result.plate:
+        return "(none)"
+    return result.plate if result.confidence is None else f"{result.plate}  {result.confidence:.2f}"
+
+
 def draw_result(img, result, font):
-    """The image enlarged to VIS_WIDTH (if narrower) over a white band with the plate text:
+    """The image enlarged to VIS_WIDTH (if narrower) over a white band with the plate and its confidence:
     green when it matches the file name's label, red when not, black when unlabelled."""
     from PIL import Image, ImageDraw
     h, w = img.shape[:2]
@@ -166,7 +173,7 @@ def draw_result(img, result, font):
     canvas[:h] = img
     color = {None: (0, 0, 0), True: (0, 150, 0), False: (220, 0, 0)}[result.correct]
     picture = Image.fromarray(np.ascontiguousarray(canvas[:, :, ::-1]))
-    ImageDraw.Draw(picture).text((w / 2, h + band / 2), result.plate or "(none)", fill=color,
+    ImageDraw.Draw(picture).text((w / 2, h + band / 2), vis_text(result), fill=color,
                                  font=truetype(font, size), anchor="mm")
     return np.asarray(picture)[:, :, ::-1]
 

@@ -208,6 +208,19 @@ def test_save_vis_draws_every_readable_image(models, imgdir, tmp_path, capsys):
         assert (band < 128).any() and (band == 255).mean() > 0.5  # dark text on the white band
 
 
+def test_save_vis_writes_the_confidence_after_the_plate():
+    font, img = infer.vis_font_file(""), np.full((24, 94, 3), 128, np.uint8)
+
+    def inked_columns(result):
+        band = infer.draw_result(img, result, font)[-30:]
+        return (band < 128).any(axis=(0, 2)).sum()
+
+    assert infer.vis_text(infer.Result("a.jpg", "皖A12345", confidence=0.98765)) == "皖A12345  0.99"
+    assert infer.vis_text(infer.Result("a.jpg", "", confidence=0.0)) == "(none)"
+    plain = inked_columns(infer.Result("a.jpg", "皖A12345"))
+    assert inked_columns(infer.Result("a.jpg", "皖A12345", confidence=0.98765)) > plain * 1.3
+
+
 def test_save_vis_without_a_cjk_font_says_so(models, imgdir, tmp_path, monkeypatch):
     monkeypatch.setattr(infer, "fontconfig_cjk_fonts", lambda: [])
     monkeypatch.setattr(infer, "KNOWN_FONT_FILES", ())

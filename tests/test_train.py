@@ -84,6 +84,15 @@ def test_test_script_reads_the_trained_checkpoint(small_run, capsys):
     assert score.total == 32 and out[-1] == score.summary()
 
 
+def test_test_script_shows_each_misread_with_its_confidence(small_run, capsys):
+    _, val, weights = small_run
+    score = test_script.run(os.path.join(weights, "best.pth"), val, batch_size=7, show=True)
+    misses = [line for line in capsys.readouterr().out.splitlines() if line.startswith("miss ")]
+    assert len(misses) == score.total - score.correct > 0  # two epochs on 64 plates misread most of them
+    for line, (path, want, got, confidence) in zip(misses, score.misses):
+        assert line == f"miss {path}: {want} -> {got or '(empty)'}  {confidence:.2f}" and 0 <= confidence <= 1
+
+
 def test_data_loading_stays_in_the_training_process_on_cpu_by_default():
     # a loader process fights the compute threads for the cores on CPU; GPUs get up to 4
     assert resolve_workers(-1, torch.device("cpu")) == 0
