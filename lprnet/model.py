@@ -259,6 +259,9 @@ def read_checkpoint(path):
     """The checkpoint dict at `path` (our format) or a bare LPRNet_Pytorch state_dict wrapped in one."""
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.lower().endswith((".onnx", ".ort", ".mxr")):
+        raise CheckpointError(f"{path}: an exported model, not a torch checkpoint (.pth); "
+                              "LPRNet_ORT_infer.py reads and scores .onnx models")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False) if _has_weights_only() \
             else torch.load(path, map_location="cpu")

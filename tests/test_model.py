@@ -175,6 +175,9 @@ def test_bad_checkpoints_raise_one_clear_error(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a torch checkpoint"):
         load_model(str(tmp_path / "junk.pth"))
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(CheckpointError, match=r"exported model, not a torch checkpoint \(.pth\); LPRNet_ORT_infer.py"):
+        load_model(str(tmp_path / "m.onnx"))
     state = LPRNet().state_dict()
     state["backbone.0.weight"] = torch.zeros(32, 3, 3, 3)
     torch.save(state, tmp_path / "wrong.pth")
