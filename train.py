@@ -6,7 +6,7 @@
 import argparse
 import sys
 
-from lprnet.augment import CONTEXT_FRAMING, CUT_SHIFT
+from lprnet.augment import CONTEXT_FRAMING, CUT_SHIFT, PHOTOMETRIC
 from lprnet.cli import probability, str2bool
 from lprnet.model import CheckpointError
 from lprnet.preprocess import OUTPUT_COLUMNS
@@ -43,6 +43,11 @@ def parse_opt(argv=None):
                    help=f"the chance that a near window shifts sideways {percent(CUT_SHIFT)}-{percent(framing.shift)} "
                         "of the box width, which mostly cuts into the first or last character as a shifted detector "
                         "box does")
+    p.add_argument("--gray", type=probability, default=PHOTOMETRIC.gray,
+                   help="the chance that a training plate loses its colour, as an infrared camera sees it at night")
+    p.add_argument("--min_jpeg_quality", type=int, default=PHOTOMETRIC.jpeg_quality[0],
+                   help=f"JPEG re-encoding ({percent(PHOTOMETRIC.jpeg)} of training plates) draws its quality from "
+                        f"here to {PHOTOMETRIC.jpeg_quality[1]}")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
                    help="bf16 autocast; auto turns it on for AMX/AVX512-BF16 CPUs and bf16 GPUs")
     p.add_argument("--threads", type=int, default=0, help="CPU threads in all (0: every core)")

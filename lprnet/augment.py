@@ -48,8 +48,9 @@ class Photometric:
     low_res: float = 0.3       # chance of a down-then-up resample (distant plates)
     blur: float = 0.3          # chance of gaussian or motion blur
     noise: float = 0.3         # chance of gaussian noise
-    jpeg: float = 0.3          # chance of JPEG re-encoding
-    gray: float = 0.03         # chance of losing colour
+    jpeg: float = 0.3          # chance of JPEG re-encoding ...
+    jpeg_quality: tuple = (25, 90)  # ... at a quality drawn from this range
+    gray: float = 0.03         # chance of losing colour (night-time infrared cameras see no colour)
 
 
 def corners_of_image(img):
@@ -151,10 +152,13 @@ def photometric(plate, rng, p):
         x[:] = x.mean(axis=2, keepdims=True)
     out = np.clip(x, 0, 255).astype(np.uint8)
     if rng.random() < p.jpeg:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*p.jpeg_quality))])
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return out
 
 
-def augment(img, quad, rng, framing, photo=Photometric()):
+PHOTOMETRIC = Photometric()
+
+
+def augment(img, quad, rng, framing, photo=PHOTOMETRIC):
     return photometric(warp_window(img, frame_window(quad, rng, framing)), rng, photo)

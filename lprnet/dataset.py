@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from .augment import CONTEXT_FRAMING, TIGHT_FRAMING, area_shrink, augment, box_crop, corners_of_image
+from .augment import CONTEXT_FRAMING, PHOTOMETRIC, TIGHT_FRAMING, area_shrink, augment, box_crop, corners_of_image
 from .charset import LabelError, check_plate, encode, label_from_filename
 from .image import ImageError, list_images, read_image
 from .preprocess import to_input
@@ -101,10 +101,11 @@ def load_samples(dirs, workers=2, log=print, store_width=STORE_PLATE_WIDTH):
 class PlateDataset(torch.utils.data.Dataset):
     """Returns (input [3, 24, 94] float32, label indices, label length)."""
 
-    def __init__(self, samples, train=False, seed=0, framing=CONTEXT_FRAMING):
-        """`framing`: how training windows frame plates whose surroundings are known (bare crops: TIGHT_FRAMING)."""
+    def __init__(self, samples, train=False, seed=0, framing=CONTEXT_FRAMING, photo=PHOTOMETRIC):
+        """`framing`: how training windows frame plates whose surroundings are known (bare crops: TIGHT_FRAMING);
+        `photo`: the camera effects on every training plate."""
         self.samples, self.train, self.seed, self.epoch = samples, train, seed, 0
-        self.framing = framing
+        self.framing, self.photo = framing, photo
 
     def set_epoch(self, epoch):
         self.epoch = epoch
@@ -117,7 +118,7 @@ class PlateDataset(torch.utils.data.Dataset):
         if not self.train:
             return box_crop(s.image, s.quad)
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        return augment(s.image, s.quad, rng, self.framing if s.framed else TIGHT_FRAMING)
+        return augment(s.image, s.quad, rng, self.framing if s.framed else TIGHT_FRAMING, self.photo)
 
     def __getitem__(self, i):
         return torch.from_numpy(to_input(self.plate(i))[0]), encode(self.samples[i].text)

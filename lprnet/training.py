@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .augment import CONTEXT_FRAMING
+from .augment import CONTEXT_FRAMING, PHOTOMETRIC
 from .charset import BLANK
 from .dataset import PlateDataset, collate, load_samples
 from .device import (
@@ -158,7 +158,8 @@ def draw_log(csv_path, png_path):
 def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, max_epoch=40,
           batch_size=64, lr=2e-3, save_folder="weights", device="auto", workers=-1, seed=0,
           no_augment=False, amp="auto", threads=0, dropout=0.5, sync_bn=True, columns=0,
-          near_windows=CONTEXT_FRAMING.near, cut_windows=CONTEXT_FRAMING.cut, log=None):
+          near_windows=CONTEXT_FRAMING.near, cut_windows=CONTEXT_FRAMING.cut, gray=PHOTOMETRIC.gray,
+          min_jpeg_quality=PHOTOMETRIC.jpeg_quality[0], log=None):
     device = select_device(device)
     ddp = Distributed(device)
     if device.type == "cuda":
@@ -183,6 +184,8 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     log(f"train: {len(train_samples)} images ({skipped} skipped), val: {len(val_samples)} ({val_skipped} skipped), "
         f"device {device}, amp {amp}, world size {ddp.world}")
 
+    if not 1 <= min_jpeg_quality < PHOTOMETRIC.jpeg_quality[1]:
+        raise SystemExit(f"error: --min_jpeg_quality {min_jpeg_quality} must be 1 to {PHOTOMETRIC.jpeg_quality[1] - 1}")
     if resume_epoch >= max_epoch:
         raise SystemExit(f"error: --resume_epoch {resume_epoch} must be below --max_epoch {max_epoch}")
     model, ckpt, exact = start_state(pretrained_model, resume_epoch, max_epoch, log, columns)
@@ -195,7 +198,8 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     framing = dataclasses.replace(CONTEXT_FRAMING, near=near_windows, cut=cut_windows)
-    train_set = PlateDataset(train_samples, train=not no_augment, seed=seed, framing=framing)
+    photo = dataclasses.replace(PHOTOMETRIC, gray=gray, jpeg_quality=(min_jpeg_quality, PHOTOMETRIC.jpeg_quality[1]))
+    train_set = PlateDataset(train_samples, train=not no_augment, seed=seed, framing=framing, photo=photo)
     val_set = PlateDataset(val_samples)
     # One process draws the same per-epoch permutation as N processes together, so a global batch
     # holds the same plates whatever N is (only BatchNorm statistics are per process on CPU).

@@ -1,8 +1,9 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from lprnet.augment import TIGHT_FRAMING, Framing
+from lprnet.augment import PHOTOMETRIC, TIGHT_FRAMING, Framing, corners_of_image
 from lprnet.dataset import PlateDataset, Sample, load_samples
 from lprnet.image import list_images, write_image
 from lprnet.preprocess import load_plates, to_input
@@ -34,10 +35,24 @@ def test_validation_inputs_equal_test_py_inputs(tmp_path):
 
 def test_training_frames_plates_with_surroundings_by_the_given_framing_and_bare_crops_tightly(monkeypatch):
     used = []
-    monkeypatch.setattr("lprnet.dataset.augment", lambda img, quad, rng, framing: used.append(framing) or img)
+    monkeypatch.setattr("lprnet.dataset.augment", lambda img, quad, rng, framing, photo: used.append(framing) or img)
     img, quad = np.zeros((30, 100, 3), np.uint8), np.float32([[10, 5], [90, 5], [90, 25], [10, 25]])
     samples = [Sample(img, quad, "皖A12345", framed=True), Sample(img, quad, "皖A12345", framed=False)]
     cutting = Framing(near=0.35, cut=0.6)
     train = PlateDataset(samples, train=True, framing=cutting)
     train.plate(0), train.plate(1)
     assert used == [cutting, TIGHT_FRAMING]
+
+
+def test_training_plates_lose_their_colour_as_often_as_gray_says():
+    img = np.random.default_rng(0).integers(0, 256, (30, 100, 3), dtype=np.uint8)
+    samples = [Sample(img, corners_of_image(img), "皖A12345", framed=True)] * 40
+
+    def gray_plates(gray):
+        train = PlateDataset(samples, train=True, photo=dataclasses.replace(PHOTOMETRIC, gray=gray))
+        plates = [train.plate(i).astype(int) for i in range(len(samples))]
+        # JPEG's chroma rounding leaves gray plates a level or two off gray
+        return sum(np.abs(p - p.mean(axis=2, keepdims=True)).max() <= 2 for p in plates)
+
+    assert gray_plates(1.0) == 40 and gray_plates(0.0) == 0
+    assert 0 < gray_plates(0.25) < 20
