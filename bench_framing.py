@@ -4,12 +4,11 @@
     python bench_framing.py --model model/LPRNet.onnx --sets DIR1,DIR2 --cut_detail
 """
 import argparse
-import os
 import sys
 
-from lprnet.cli import add_plate_rules_flag
+from lprnet.cli import add_plate_rules_flag, set_name
 from lprnet.dataset import load_samples
-from lprnet.engines import EngineError, OrtEngine, TorchEngine
+from lprnet.engines import EngineError, open_engine
 from lprnet.framing import SHIFTED, cut_table, readings, table
 from lprnet.model import CheckpointError
 
@@ -28,15 +27,9 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def set_name(folder):
-    """`plates_context/val` rather than just `val`."""
-    parts = os.path.normpath(folder).split(os.sep)
-    return "/".join(parts[-2:])
-
-
 def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_rules=False):
     try:
-        engine = OrtEngine(model) if model.endswith(".onnx") else TorchEngine(model)
+        engine = open_engine(model)
         named = {}
         for folder in [f for f in sets.split(",") if f]:
             samples, _ = load_samples(folder, store_width=None)  # crops come from the images as read

@@ -1,5 +1,6 @@
 """Flag helpers shared by the stage scripts."""
 import argparse
+import os
 import re
 
 
@@ -48,3 +49,8 @@ def size_arg(text):
         return parse_size(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def set_name(folder):
+    """A folder's last two parts, as benchmark tables name a set: `plates/val` rather than just `val`."""
+    return "/".join(os.path.normpath(folder).split(os.sep)[-2:])

@@ -188,6 +188,11 @@ class OrtEngine(Engine):
         return f"onnxruntime {self.provider}, batch {self.fixed_batch or 'dynamic'}"
 
 
+def open_engine(path):
+    """The engine a benchmark reads `path` with: ONNX Runtime for an .onnx/.ort, torch for a .pth checkpoint."""
+    return OrtEngine(path) if path.lower().endswith((".onnx", ".ort")) else TorchEngine(path)
+
+
 def import_migraphx():
     try:
         import migraphx

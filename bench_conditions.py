@@ -1,0 +1,54 @@
+"""Conditions benchmark: how well a model reads labelled plates in gray, heavily compressed, at half resolution,
+over- or underexposed, or handed over in RGB order.
+
+    python bench_conditions.py --model model/lprnet.pth --sets ../shared/data/plates/val
+    python bench_conditions.py --model model/LPRNet.onnx --sets DIR1,DIR2,DIR3
+"""
+import argparse
+import sys
+
+from lprnet.cli import add_plate_rules_flag, set_name
+from lprnet.conditions import condition_table
+from lprnet.engines import EngineError, open_engine
+from lprnet.evaluate import labelled_images
+from lprnet.model import CheckpointError
+from lprnet.preprocess import load_plates
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="model/lprnet.pth", help=".pth or .onnx")
+    p.add_argument("--sets", default="data/val", help="comma-separated folders of plates named by their text")
+    p.add_argument("--batch_size", type=int, default=256)
+    add_plate_rules_flag(p)
+    return p.parse_args(argv)
+
+
+def labelled_plates(folder):
+    """(uint8 plates [N, 24, 94, 3], their labels) of the readable images named by a plate under `folder`."""
+    paths, labels, _ = labelled_images(folder)
+    read, plates, _ = load_plates(paths)
+    truth = dict(zip(paths, labels))
+    return plates, [truth[p] for p in read]
+
+
+def run(model, sets, batch_size=256, plate_rules=False):
+    if batch_size < 1:
+        sys.exit("error: --batch_size must be at least 1")
+    try:
+        engine = open_engine(model)
+        named = {set_name(folder): labelled_plates(folder) for folder in sets.split(",") if folder}
+    except (CheckpointError, EngineError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    print(f"model: {model}")
+    result = condition_table(engine, named, batch_size, plate_rules)
+    print(result)
+    return result
+
+
+def main(argv=None):
+    run(**vars(parse_opt(argv)))
+
+
+if __name__ == "__main__":
+    main()
