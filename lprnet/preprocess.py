@@ -35,15 +35,17 @@ def to_input(plates):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def preprocess(images):
-    """A list of BGR images of any size (gray, BGRA and 16-bit ones are converted) -> float32 model input
-    [N, 3, 24, 94]. Raises ValueError naming the first array that is no image, such as an empty crop."""
+def preprocess(images, rgb=False):
+    """A list of BGR images of any size (gray, BGRA and 16-bit ones are converted; RGB/RGBA ones, as PIL gives
+    them, with `rgb`) -> float32 model input [N, 3, 24, 94]. Raises ValueError naming the first array that is no
+    image, such as an empty crop."""
     plates = []
     for i, img in enumerate(images):
         img = np.asarray(img)
         if img.ndim not in (2, 3) or img.size == 0:
             raise ValueError(f"image {i}: an array of shape {img.shape} is no image (an empty crop?)")
-        plates.append(resize_plate(to_bgr8(img)))
+        img = to_bgr8(img)
+        plates.append(resize_plate(img[:, :, ::-1] if rgb else img))
     return to_input(np.stack(plates) if plates else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8))
 
 

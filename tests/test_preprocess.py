@@ -30,7 +30,7 @@ def test_any_size_is_resized_to_the_contract():
     assert np.allclose(x[1], (255 - 127.5) * 0.0078125)
 
 
-def test_gray_bgra_and_16_bit_crops_read_like_bgr_and_empty_crops_are_named():
+def test_gray_bgra_16_bit_and_rgb_crops_read_like_bgr_and_empty_crops_are_named():
     bgr = np.random.default_rng(0).integers(0, 255, (30, 100, 3), dtype=np.uint8)
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     bgra = np.dstack([bgr, np.full((30, 100), 255, np.uint8)])
@@ -38,6 +38,8 @@ def test_gray_bgra_and_16_bit_crops_read_like_bgr_and_empty_crops_are_named():
     assert np.array_equal(x[1], x[0]) and np.array_equal(x[2], x[0])
     assert np.array_equal(x[3], preprocess([cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)])[0])
     assert preprocess([]).shape == (0, 3, 24, 94)
+    rgb, rgba = bgr[:, :, ::-1], cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
+    assert np.array_equal(preprocess([rgb, rgba, gray], rgb=True), x[[0, 0, 3]])
     frame = np.zeros((100, 200, 3), np.uint8)
     with pytest.raises(ValueError, match=r"image 1: an array of shape \(0, 40, 3\) is no image \(an empty crop\?\)"):
         preprocess([bgr, frame[150:170, 10:50]])  # a box below the frame
