@@ -45,7 +45,7 @@ def preprocess(images, rgb=False):
         if img.ndim not in (2, 3) or img.size == 0:
             raise ValueError(f"image {i}: an array of shape {img.shape} is no image (an empty crop?)")
         img = to_bgr8(img)
-        plates.append(resize_plate(img[:, :, ::-1] if rgb else img))
+        plates.append(resize_plate(np.ascontiguousarray(img[:, :, ::-1]) if rgb else img))
     return to_input(np.stack(plates) if plates else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8))
 
 
