@@ -1,0 +1,62 @@
+"""Every `python <script>.py ...` command in the docs, in the scripts' usage lines and in the hints of the
+package's messages parses with that script's own flags, so none can drift from the scripts unnoticed."""
+import contextlib
+import importlib.util
+import io
+import re
+import shlex
+
+import pytest
+
+from tests.conftest import ROOT
+
+DOCS = ["README.md", "docs/experiments.md", "data/README.md", "train_shipped.sh"] + sorted(
+    str(p.relative_to(ROOT)) for p in [*ROOT.glob("*.py"), *ROOT.glob("lprnet/*.py")])
+# a command runs to the end of its line, a closing backtick, a pipe, `&&`, `;` or a comment
+COMMAND = re.compile(r"python ([\w/]+\.py)((?:[^`|&;#\n]|&(?!&))*)")
+
+
+def documented_commands():
+    found = []
+    for doc in DOCS:
+        text = re.sub(r"\\\n\s*", " ", (ROOT / doc).read_text(encoding="utf-8"))  # join continued lines
+        for script, args in COMMAND.findall(text):
+            if (ROOT / script).is_file() and '"$@"' not in args:  # not a shell function's template
+                found.append((doc, script, args.strip()))
+    return found
+
+
+def shell_words(args):
+    """The words a shell passes, with unexpanded variables: a `$var` standing alone (a whole option, as `$extra`
+    in a loop) is dropped, one after an option is kept as its value."""
+    words = shlex.split(args)
+    return [w for i, w in enumerate(words) if not (w.startswith("$") and (i == 0 or not words[i - 1].startswith("-")))]
+
+
+def load_script(script):
+    spec = importlib.util.spec_from_file_location(f"doc_{script[:-3]}", str(ROOT / script))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+COMMANDS = documented_commands()
+
+
+def test_the_docs_show_every_stage_script():
+    shown = {script for _, script, _ in COMMANDS}
+    assert {"cut_ccpd.py", "train.py", "test.py", "LPRNet_ORT_infer.py", "LPRNet_migraphx_infer.py",
+            "gen_plates.py", "bench_framing.py", "bench_conditions.py", "bench_infer.py", "bench_train.py"} <= shown
+
+
+@pytest.mark.parametrize("doc,script,args", COMMANDS, ids=[f"{d}: {s} {a}"[:90] for d, s, a in COMMANDS])
+def test_documented_command_parses(doc, script, args):
+    words = shell_words(args)
+    if "-h" in words or "--help" in words:
+        return
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            load_script(script).parse_opt(words)
+    except SystemExit:
+        pytest.fail(f"{doc}: python {script} {args}\n{stderr.getvalue().strip().splitlines()[-1]}")
