@@ -10,9 +10,8 @@ import sys
 from lprnet.cli import add_plate_rules_flag, set_name
 from lprnet.conditions import condition_table
 from lprnet.engines import EngineError, open_engine
-from lprnet.evaluate import labelled_images
+from lprnet.evaluate import labelled_plates
 from lprnet.model import CheckpointError
-from lprnet.preprocess import load_plates
 
 
 def parse_opt(argv=None):
@@ -22,14 +21,6 @@ def parse_opt(argv=None):
     p.add_argument("--batch_size", type=int, default=256)
     add_plate_rules_flag(p)
     return p.parse_args(argv)
-
-
-def labelled_plates(folder):
-    """(uint8 plates [N, 24, 94, 3], their labels) of the readable images named by a plate under `folder`."""
-    paths, labels, _ = labelled_images(folder)
-    read, plates, _ = load_plates(paths)
-    truth = dict(zip(paths, labels))
-    return plates, [truth[p] for p in read]
 
 
 def run(model, sets, batch_size=256, plate_rules=False):

@@ -24,10 +24,10 @@ from lprnet.cli import str2bool
 from lprnet.cpu import cpu_description
 from lprnet.device import configure_cpu
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
-from lprnet.evaluate import Score, labelled_images, read_texts
+from lprnet.evaluate import Score, labelled_plates, read_texts
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError, load_model
-from lprnet.preprocess import INPUT_H, INPUT_W, load_plates, to_input
+from lprnet.preprocess import INPUT_H, INPUT_W, to_input
 from lprnet.quantize import QuantizeError, calibration_plates, quantize_to_onnx, resolve_weight_bits
 
 SETTLE_S = 0.05  # between engines: the last one's idle threads stop spinning (ORT, OpenMP) and leave the cores
@@ -58,14 +58,6 @@ def versions():
     import torch
     return (f"Python {platform.python_version()}, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
             f"onnx {onnx.__version__}, numpy {np.__version__}")
-
-
-def labelled_plates(imgpath):
-    """uint8 plates [N,24,94,3] and their labels; files without a plate name or unreadable are skipped."""
-    paths, labels, _ = labelled_images(imgpath, log=lambda line: None)
-    read, plates, _ = load_plates(paths)
-    truth = dict(zip(paths, labels))
-    return plates, [truth[p] for p in read]
 
 
 def open_engines(names, model, net, workdir, batch_sizes, calib_dir, calib_count, weight_bits, threads, spin, log):
@@ -202,7 +194,7 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
     if min(sizes) < 1 or reps < 1:
         sys.exit("error: --batch_sizes and --reps must be at least 1")
     try:
-        plates, labels = labelled_plates(imgpath)
+        plates, labels = labelled_plates(imgpath, log=lambda line: None)
         if not labels:
             sys.exit(f"error: {imgpath}: no images named by a plate")
         with tempfile.TemporaryDirectory() as workdir:

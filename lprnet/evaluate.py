@@ -5,7 +5,7 @@ import numpy as np
 
 from .charset import LabelError, check_plate, label_from_filename
 from .image import list_images
-from .preprocess import decode_plates, greedy_decode, to_input
+from .preprocess import decode_plates, greedy_decode, load_plates, to_input
 
 
 @dataclass
@@ -49,6 +49,15 @@ def labelled_images(imgpath, log=print):
             log(f"skipped {path}: label {e}")
             skipped += 1
     return paths, labels, skipped
+
+
+def labelled_plates(imgpath, log=print):
+    """uint8 plates [N,24,94,3] and their labels, for the benchmarks: files without a plate name (reported to
+    `log`) and unreadable ones (reported by `load_plates`) are skipped."""
+    paths, labels, _ = labelled_images(imgpath, log)
+    read, plates, _ = load_plates(paths)
+    truth = dict(zip(paths, labels))
+    return plates, [truth[p] for p in read]
 
 
 def read_readings(engine, plates, batch_size, plate_rules=False):
