@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import shutil
 import sys
@@ -16,6 +17,14 @@ def shared_path(*parts):
     if not path.exists():
         pytest.skip(f"needs {path} (the real data in ../shared is not present)")
     return path
+
+
+def load_script(name):
+    """A top-level script (`LPRNet_ORT_infer.py`), imported as a module."""
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), str(ROOT / name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def copy_subset(src, dst, count):

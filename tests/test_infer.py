@@ -18,7 +18,7 @@ from lprnet.model import LPRNet, load_model
 from lprnet.preprocess import decode_plates, preprocess, resize_plate
 from lprnet.quantize import quantize_to_onnx
 from tests import migraphx_test_double
-from tests.conftest import ROOT, copy_subset, shared_path
+from tests.conftest import ROOT, copy_subset, load_script, shared_path
 from tests.test_engines import not_lprnet_onnx
 
 READABLE = {  # relative path -> label the file name carries (None: not a plate name)
@@ -34,13 +34,6 @@ UNREADABLE = {
     "皖E44444_corrupt.jpg": "not a readable image",
     "empty.png": "empty file",
 }
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), str(ROOT / name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 ort_script = load_script("LPRNet_ORT_infer.py")

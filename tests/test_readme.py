@@ -1,14 +1,13 @@
 """Every `python <script>.py ...` command in the docs, in the scripts' usage lines and in the hints of the
 package's messages parses with that script's own flags, so none can drift from the scripts unnoticed."""
 import contextlib
-import importlib.util
 import io
 import re
 import shlex
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
 DOCS = ["README.md", "docs/experiments.md", "data/README.md", "train_shipped.sh"] + sorted(
     str(p.relative_to(ROOT)) for p in [*ROOT.glob("*.py"), *ROOT.glob("lprnet/*.py")])
@@ -33,14 +32,8 @@ def shell_words(args):
     return [w for i, w in enumerate(words) if not (w.startswith("$") and (i == 0 or not words[i - 1].startswith("-")))]
 
 
-def load_script(script):
-    spec = importlib.util.spec_from_file_location(f"doc_{script[:-3]}", str(ROOT / script))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 COMMANDS = documented_commands()
+SCRIPTS = {script: load_script(script) for script in sorted({script for _, script, _ in COMMANDS})}
 
 
 def test_the_docs_show_every_stage_script():
@@ -57,6 +50,6 @@ def test_documented_command_parses(doc, script, args):
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            load_script(script).parse_opt(words)
+            SCRIPTS[script].parse_opt(words)
     except SystemExit:
         pytest.fail(f"{doc}: python {script} {args}\n{stderr.getvalue().strip().splitlines()[-1]}")
