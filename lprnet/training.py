@@ -160,6 +160,11 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
           no_augment=False, amp="auto", threads=0, dropout=0.5, sync_bn=True, columns=0,
           near_windows=CONTEXT_FRAMING.near, cut_windows=CONTEXT_FRAMING.cut, gray=PHOTOMETRIC.gray,
           min_jpeg_quality=PHOTOMETRIC.jpeg_quality[0], log=None):
+    # the flags' own checks come before any data is read
+    if not 1 <= min_jpeg_quality < PHOTOMETRIC.jpeg_quality[1]:
+        raise SystemExit(f"error: --min_jpeg_quality {min_jpeg_quality} must be 1 to {PHOTOMETRIC.jpeg_quality[1] - 1}")
+    if resume_epoch >= max_epoch:
+        raise SystemExit(f"error: --resume_epoch {resume_epoch} must be below --max_epoch {max_epoch}")
     device = select_device(device)
     ddp = Distributed(device)
     if device.type == "cuda":
@@ -184,10 +189,6 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     log(f"train: {len(train_samples)} images ({skipped} skipped), val: {len(val_samples)} ({val_skipped} skipped), "
         f"device {device}, amp {amp}, world size {ddp.world}")
 
-    if not 1 <= min_jpeg_quality < PHOTOMETRIC.jpeg_quality[1]:
-        raise SystemExit(f"error: --min_jpeg_quality {min_jpeg_quality} must be 1 to {PHOTOMETRIC.jpeg_quality[1] - 1}")
-    if resume_epoch >= max_epoch:
-        raise SystemExit(f"error: --resume_epoch {resume_epoch} must be below --max_epoch {max_epoch}")
     model, ckpt, exact = start_state(pretrained_model, resume_epoch, max_epoch, log, columns)
     set_dropout(model, dropout)
     model = model.to(device).to(memory_format=torch.channels_last)

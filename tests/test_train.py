@@ -123,3 +123,13 @@ def test_fine_tuning_with_36_columns_keeps_them_and_test_py_and_onnx_read_them(s
     assert score.total == 32
     out = capsys.readouterr().out
     assert "ONNX Runtime agrees with torch on all 32 plates" in out
+
+
+def test_bad_flag_values_are_refused_before_any_data_is_read(tmp_path):
+    absent = str(tmp_path / "absent")  # reading it would fail with "no such file or folder"
+    for flags, message in [(["--min_jpeg_quality", "95"], "error: --min_jpeg_quality 95 must be 1 to 89"),
+                           (["--resume_epoch", "5", "--max_epoch", "5"], "error: --resume_epoch 5 must be below "
+                                                                         "--max_epoch 5")]:
+        with pytest.raises(SystemExit) as e:
+            train_script.main(["--train_img_dirs", absent, "--test_img_dirs", absent, *flags])
+        assert str(e.value) == message
