@@ -30,14 +30,14 @@ def parse_opt(argv=None):
 
 
 def run(model="model/LPRNet.onnx", imgpath="imgs", batch_size=64, output="", save_vis="", font="",
-        savepath="", fp16=False, device_id=0, plate_rules=False):
+        savepath="", fp16=False, device_id=0, plate_rules=False, two_rows=False):
     try:
         import_migraphx()
     except MIGraphXUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     return infer.run(lambda: MIGraphXEngine(model, batch_size, savepath, fp16, device_id), model, imgpath,
-                     batch_size, output, save_vis, font, plate_rules)
+                     batch_size, output, save_vis, font, plate_rules, two_rows)
 
 
 def main(argv=None):

@@ -4,6 +4,7 @@
     python gen_plates.py --num 5000 --savepath data/synth_wan --types blue=8,green=1,yellow=1 --provinces 皖=30
     python gen_plates.py --num 2000 --savepath data/synth_context --context     # + boxes.tsv with corners
     python gen_plates.py --num 100 --savepath data/synth_ccpd --ccpd            # 720x1160 CCPD-named photos
+    python gen_plates.py --num 300 --savepath data/synth_2row --types yellow_double --join_rows False   # 94x48
 """
 import argparse
 import sys
@@ -18,7 +19,8 @@ def parse_opt(argv=None):
     p.add_argument("--savepath", default="data/synth", help="output folder")
     p.add_argument("--types", default="blue,green,yellow",
                    help="plate kinds with optional weights: blue, yellow, green (= green_small + green_large), "
-                        "green_small, green_large, e.g. blue=6,green=3,yellow=1")
+                        "green_small, green_large, yellow_double (two rows: rear plates of large vehicles), "
+                        "e.g. blue=6,green=3,yellow=1")
     p.add_argument("--size", default="94x24", help="output WIDTHxHEIGHT of plate crops (not --context/--ccpd)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same images, whatever --workers is")
     p.add_argument("--workers", type=int, default=1, help="rendering processes")
@@ -33,6 +35,9 @@ def parse_opt(argv=None):
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of the written files")
     p.add_argument("--numbered", type=str2bool, default=True,
                    help="name files 皖A12345_<index>.jpg (False: 皖A12345.jpg)")
+    p.add_argument("--join_rows", type=str2bool, default=True,
+                   help="plate crops of two-row plates: rows joined into one, as LPRNet reads them (for training); "
+                        "False: as photographed, twice --size's height (read them with --two_rows True)")
     return p.parse_args(argv)
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from lprnet.cli import add_plate_rules_flag, str2bool
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
 from lprnet.evaluate import Score, labelled_images, read_readings, read_texts
@@ -38,6 +38,7 @@ def parse_opt(argv=None):
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--show", action="store_true", help="print every misread plate with its confidence")
     add_plate_rules_flag(p)
+    add_two_rows_flag(p)
     return p.parse_args(argv)
 
 
@@ -80,7 +81,7 @@ def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batc
 
 def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_path="model/LPRNet.onnx",
         device="auto", amp="off", threads=0, show=False, int8=False, calib_dir="", calib_count=200,
-        int8_weight_bits="auto", plate_rules=False):
+        int8_weight_bits="auto", plate_rules=False, two_rows=False):
     if batch_size < 1:
         sys.exit("error: --batch_size must be at least 1")
     if int8 and not export_onnx:
@@ -95,7 +96,7 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     warning = slow_bf16_warning(amp, engine.device)
     if warning:
         print(warning)
-    read, plates, unreadable = load_plates(paths)
+    read, plates, unreadable = load_plates(paths, two_rows=two_rows)
     truth = dict(zip(paths, labels))
     t0 = time.time()
     readings = read_readings(engine, plates, batch_size, plate_rules)

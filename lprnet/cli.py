@@ -32,6 +32,13 @@ def add_plate_rules_flag(parser):
                              "characters (True/False; default False: plain greedy decoding)")
 
 
+def add_two_rows_flag(parser):
+    """--two_rows, the same for every script that reads plates (lprnet.preprocess.join_rows)."""
+    parser.add_argument("--two_rows", type=str2bool, default=False,
+                        help="the images are two-row plates (rear plates of trucks and buses): their rows are "
+                             "joined into one before reading (True/False)")
+
+
 def parse_size(text, min_w=1, min_h=1):
     """'94x24' -> (94, 24); ValueError naming the problem otherwise."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))

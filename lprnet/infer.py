@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .charset import LabelError, check_plate, label_from_filename
-from .cli import add_plate_rules_flag
+from .cli import add_plate_rules_flag, add_two_rows_flag
 from .engines import EngineError
 from .evaluate import Score
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
@@ -50,6 +50,7 @@ def add_io_args(parser):
     parser.add_argument("--font", default="", help="font file with Chinese glyphs for --save_vis "
                         "(default: WenQuanYi Zen Hei or Noto Sans CJK, found with fc-list)")
     add_plate_rules_flag(parser)
+    add_two_rows_flag(parser)
 
 
 @dataclass
@@ -79,10 +80,10 @@ def plate_label(path):
         return None
 
 
-def read_batch(paths, keep_images=False):
+def read_batch(paths, keep_images=False, two_rows=False):
     """Results (read errors filled in), uint8 plates of the readable images, and those images if kept."""
     results, plates, images = [], [], []
-    for path, img, plate, error in read_plates(paths):
+    for path, img, plate, error in read_plates(paths, two_rows):
         results.append(Result(path, label=plate_label(path), error=error))
         if plate is not None:
             plates.append(plate)
@@ -248,7 +249,8 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
     return paths, font
 
 
-def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", plate_rules=False, log=print):
+def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", plate_rules=False, two_rows=False,
+        log=print):
     """Recognise every image under `imgpath` with the engine `open_engine()` builds for `model`.
 
     Returns (list of Result, summary dict). The last line printed is `summary {json}`; img_per_s counts
@@ -268,7 +270,7 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
     marks = result_marks(getattr(sys.stdout, "encoding", None))
     results, seconds = [], 0.0
     for start in range(0, len(paths), batch_size):
-        batch, plates, images = read_batch(paths[start:start + batch_size], keep_images=bool(save_vis))
+        batch, plates, images = read_batch(paths[start:start + batch_size], bool(save_vis), two_rows)
         if plates:
             t0 = time.perf_counter()
             try:
@@ -285,7 +287,7 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
         results += batch
 
     summary, score = summarise(results, seconds, engine, batch_size)
-    summary["plate_rules"] = plate_rules
+    summary["plate_rules"], summary["two_rows"] = plate_rules, two_rows
     if output:
         try:
             write_results(output, results, summary)

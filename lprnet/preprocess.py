@@ -16,6 +16,11 @@ INPUT_W, INPUT_H = 94, 24
 OUTPUT_COLUMNS = (18, 36)  # LPRNet's 18, or 36 (`LPRNet(columns=36)`)
 MAX_DROPPED = 2  # greedy_decode's plate_rules mend readings of up to 7 + 2 characters
 MEAN, SCALE = 127.5, 0.0078125
+# Two-row plates (GA 36 rear plates of large vehicles: province and office letter above, the serial below) are
+# read as one row: each row is cut out of the crop at these fractions (y0, y1, x0, x1) and the two are laid side
+# by side, as wide as a one-row plate 140 mm high has its characters in mm (ROW_WIDTHS).
+UPPER_ROW, LOWER_ROW = (0.0, 0.42, 0.2, 0.8), (0.33, 1.0, 0.02, 0.98)
+ROW_WIDTHS = (122, 312)
 
 
 def resize_plate(img):
@@ -24,6 +29,23 @@ def resize_plate(img):
         return img
     shrink = img.shape[0] > INPUT_H and img.shape[1] > INPUT_W
     return cv2.resize(img, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def join_rows(img):
+    """A crop of a two-row plate -> the same plate in one row (upper row left of the lower one), as LPRNet reads it."""
+    h, w = img.shape[:2]
+    height = max(INPUT_H, round(h * (LOWER_ROW[1] - LOWER_ROW[0])))
+    rows = []
+    for (y0, y1, x0, x1), width in zip((UPPER_ROW, LOWER_ROW), ROW_WIDTHS):
+        top, left = min(round(y0 * h), h - 1), min(round(x0 * w), w - 1)
+        row = img[top:max(round(y1 * h), top + 1), left:max(round(x1 * w), left + 1)]
+        rows.append(cv2.resize(row, (round(height * width / 140), height), interpolation=cv2.INTER_LINEAR))
+    return np.hstack(rows)
+
+
+def to_plate(img, two_rows=False):
+    """A BGR crop -> the 24x94 uint8 plate the model reads; `two_rows`: the crop is of a two-row plate."""
+    return resize_plate(join_rows(img) if two_rows else img)
 
 
 def to_input(plates):
@@ -35,17 +57,22 @@ def to_input(plates):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def preprocess(images, rgb=False):
+def preprocess(images, rgb=False, two_rows=False):
     """A list of BGR images of any size (gray, BGRA and 16-bit ones are converted; RGB/RGBA ones, as PIL gives
-    them, with `rgb`) -> float32 model input [N, 3, 24, 94]. Raises ValueError naming the first array that is no
-    image, such as an empty crop."""
+    them, with `rgb`) -> float32 model input [N, 3, 24, 94]. `two_rows`: True where the images are two-row
+    plates, for all of them or one bool per image (as a detector that tells them apart gives). Raises ValueError
+    naming the first array that is no image, such as an empty crop."""
+    images = list(images)
+    two_rows = list(two_rows) if isinstance(two_rows, (list, tuple, np.ndarray)) else [two_rows] * len(images)
+    if len(two_rows) != len(images):
+        raise ValueError(f"two_rows has {len(two_rows)} values for {len(images)} images")
     plates = []
-    for i, img in enumerate(images):
+    for i, (img, two) in enumerate(zip(images, two_rows)):
         img = np.asarray(img)
         if img.ndim not in (2, 3) or img.size == 0:
             raise ValueError(f"image {i}: an array of shape {img.shape} is no image (an empty crop?)")
         img = to_bgr8(img)
-        plates.append(resize_plate(np.ascontiguousarray(img[:, :, ::-1]) if rgb else img))
+        plates.append(to_plate(np.ascontiguousarray(img[:, :, ::-1]) if rgb else img, two))
     return to_input(np.stack(plates) if plates else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8))
 
 
@@ -107,25 +134,26 @@ def fit_to_plate(text, confidences):
     return text, confidences
 
 
-def read_plates(paths):
+def read_plates(paths, two_rows=False):
     """(path, image as read, 94x24 uint8 plate, error) for each path; the image and plate are None and the
-    error says why where a file cannot be read."""
+    error says why where a file cannot be read. `two_rows`: the images are of two-row plates."""
     for path in paths:
         try:
             img = read_image(path)
         except ImageError as e:
             yield path, None, None, str(e)
         else:
-            yield path, img, resize_plate(img), None
+            yield path, img, to_plate(img, two_rows), None
 
 
-def load_plates(paths, log=print):
-    """Read and resize every image; unreadable ones are reported one line each and skipped.
+def load_plates(paths, log=print, two_rows=False):
+    """Read and resize every image (`two_rows`: joining their rows first); unreadable ones are reported one line
+    each and skipped.
 
     Returns (paths read, uint8 plates [N, 24, 94, 3], number skipped).
     """
     kept, plates = [], []
-    for path, _, plate, error in read_plates(paths):
+    for path, _, plate, error in read_plates(paths, two_rows):
         if plate is None:
             log(f"skipped {path}: {error}")
             continue

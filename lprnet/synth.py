@@ -27,7 +27,7 @@ from .charset import PROVINCES
 from .cli import parse_size
 from .image import ImageError, write_atomic, write_image
 from .pool import clean_process_pool
-from .preprocess import INPUT_H, INPUT_W, resize_plate
+from .preprocess import INPUT_H, INPUT_W, join_rows, resize_plate
 from .synth_fonts import FontError, GlyphBank, find_fonts
 from .synth_text import KINDS, TextStyle, draw, kind_probs, parse_weights, pick_kind, random_plate, style_from_spec
 
@@ -39,7 +39,7 @@ CCPD_SIZE = (720, 1160)  # width, height of a CCPD photo
 
 @dataclass(frozen=True)
 class Layout:
-    """GA 36-2018 front plate geometry in millimetres."""
+    """GA 36-2018 plate geometry in millimetres."""
     width: float
     boxes: tuple            # (x, width) of each character box
     dot: float = None       # x of the separator dot's centre (7-character plates only)
@@ -47,6 +47,11 @@ class Layout:
     char_top: float = 25.0
     char_height: float = 90.0
     dot_diameter: float = 10.0
+    rows: tuple = None      # (top, height) of each character box, where they differ (two-row plates)
+    rivet_x: tuple = (0.23, 0.72)  # rivet centres as a fraction of the plate width, on the top border
+
+    def char_rows(self):
+        return self.rows or ((self.char_top, self.char_height),) * len(self.boxes)
 
 
 def _boxes(left, widths, gaps):
@@ -61,17 +66,20 @@ def _boxes(left, widths, gaps):
 LAYOUT_7 = Layout(440.0, _boxes(15.5, [45] * 7, [12, 34, 12, 12, 12, 12]), dot=15.5 + 45 + 12 + 45 + 17)
 # New-energy: province 45 mm, the rest 43 mm, 9 mm apart, 49 mm between the 2nd and 3rd, no dot.
 LAYOUT_8 = Layout(480.0, _boxes(15.5, [45] + [43] * 7, [9, 49, 9, 9, 9, 9, 9]))
-LAYOUTS = {"blue": LAYOUT_7, "yellow": LAYOUT_7, "green_small": LAYOUT_8, "green_large": LAYOUT_8}
+# Two rows (large vehicles' rear plates): province and office letter 80x60 mm on top, the serial 65x110 mm below.
+LAYOUT_2ROW = Layout(440.0, ((110, 80), (250, 80)) + _boxes(27.5, [65] * 5, [15] * 4), height=220.0,
+                     rows=((15, 60),) * 2 + ((90, 110),) * 5, rivet_x=(0.1, 0.9))
+LAYOUTS = {"blue": LAYOUT_7, "yellow": LAYOUT_7, "green_small": LAYOUT_8, "green_large": LAYOUT_8,
+           "yellow_double": LAYOUT_2ROW}
 
 # Paint colours (BGR) as a CCPD-like camera renders them at normal exposure.
 BLUE, WHITE, BLACK = (222, 105, 20), (238, 236, 232), (22, 22, 22)
 YELLOW, GREEN_LIGHT, GREEN = (10, 190, 235), (222, 246, 226), (95, 200, 70)
 GREEN_DARK = (70, 170, 30)
-INK = {"blue": WHITE, "yellow": BLACK, "green_small": BLACK, "green_large": BLACK}
-BORDER = {"blue": WHITE, "yellow": BLACK, "green_small": None, "green_large": None}
+INK = {"blue": WHITE, "yellow": BLACK, "green_small": BLACK, "green_large": BLACK, "yellow_double": BLACK}
+BORDER = {"blue": WHITE, "yellow": BLACK, "green_small": None, "green_large": None, "yellow_double": BLACK}
 CAR_PAINTS = ((235, 235, 235), (190, 190, 195), (120, 120, 125), (30, 30, 32), (40, 40, 150), (130, 70, 30),
               (60, 60, 60))
-RIVET_X = (0.23, 0.72)  # rivet centres as a fraction of the plate width, on the top border
 RIVET_Y, RIVET_D = 9.0, 11.0
 
 # ----------------------------------------------------------------------------------------- effects
@@ -242,7 +250,7 @@ class PlateSynth:
         if kind == "blue":
             bg = np.empty((h, w, 3), np.float32)
             bg[:] = jitter_colour(BLUE, rng, c)
-        elif kind == "yellow":
+        elif kind in ("yellow", "yellow_double"):
             bg = np.empty((h, w, 3), np.float32)
             bg[:] = jitter_colour(YELLOW, rng, c)
         elif kind == "green_small":  # white-green at the top fading to green at the bottom
@@ -263,15 +271,15 @@ class PlateSynth:
         cn, en = self.cn[draw(rng, self.cn_cdf)], self.en[draw(rng, self.en_cdf)]
         weight = (0, 0, 1, 1, 2)[rng.integers(5)]  # extra stroke weight
         narrow = _u(rng, 0.82, 1.0)  # plate glyphs often stop short of their box's full width
-        top, box_h = round(layout.char_top * s) + int(rng.integers(-1, 2)), round(layout.char_height * s)
-        for i, (char, (x, bw)) in enumerate(zip(text, layout.boxes)):
+        dy = int(rng.integers(-1, 2))
+        for i, (char, (x, bw), (top, bh)) in enumerate(zip(text, layout.boxes, layout.char_rows())):
             box_w = round(bw * s)
-            glyph = (cn if i == 0 else en).mask(char, round(box_w * narrow), box_h, weight)
+            glyph = (cn if i == 0 else en).mask(char, round(box_w * narrow), round(bh * s), weight)
             x0 = round(x * s) + (box_w - glyph.shape[1]) // 2 + int(rng.integers(-1, 2))
-            paste_max(alpha, glyph, x0, top)
+            paste_max(alpha, glyph, x0, round(top * s) + dy)
         if layout.dot is not None:
             d = disk(layout.dot_diameter * s)
-            paste_max(alpha, d, round(layout.dot * s - d.shape[1] / 2), top + round((45 - 5) * s))
+            paste_max(alpha, d, round(layout.dot * s - d.shape[1] / 2), round((layout.char_top + 40) * s) + dy)
         if BORDER[kind] is not None:
             np.maximum(alpha, self._shape_masks(layout)[1], out=alpha)
         return alpha
@@ -283,7 +291,7 @@ class PlateSynth:
         metal = np.float32([rng.uniform(20, 70) if rng.random() < 0.5 else rng.uniform(140, 230)] * 3)
         rows = [RIVET_Y] + ([layout.height - RIVET_Y] if rng.random() < 0.6 else [])
         for y in rows:
-            for fx in RIVET_X:
+            for fx in layout.rivet_x:
                 x = fx * layout.width + rng.uniform(-6, 6)
                 blend(plate, d, metal, round(x * self.s - d.shape[1] / 2), round(y * self.s - d.shape[0] / 2))
 
@@ -423,8 +431,9 @@ class PlateSynth:
         return bank[y:y + h, x:x + w, :c]
 
     # ---- public renderings
-    def crop(self, kind, text, rng, size=(INPUT_W, INPUT_H)):
-        """The plate as a detector crops it: uint8 BGR of `size` (w, h)."""
+    def crop(self, kind, text, rng, size=(INPUT_W, INPUT_H), joined=True):
+        """The plate as a detector crops it: uint8 BGR of `size` (w, h). A two-row plate has its rows joined into
+        one as LPRNet reads it (`preprocess.join_rows`), or with `joined=False` is as photographed, twice as high."""
         canvas, corners = self.scene(kind, text, rng, 0.2, 0.5)
         quad, _ = self._view(rng, *(corners[2] - corners[0]))
         x0, y0, x1, y1 = bbox_of(quad)
@@ -436,7 +445,9 @@ class PlateSynth:
                              y1 + bottom * bh + sy * bh])
         cam_size = (max(8, round(window[2] - window[0])), max(4, round(window[3] - window[1])))
         img, _ = self._camera(self._warp(canvas, corners, quad, window, cam_size), rng)
-        return fit(img, size)
+        if LAYOUTS[kind].rows is None:
+            return fit(img, size)
+        return fit(join_rows(img), size) if joined else fit(img, (size[0], 2 * size[1]))
 
     def context(self, kind, text, rng, loose=(0.25, 0.5)):
         """The plate with surroundings, framed like plates_context (box + 25% of its width left and right,
@@ -568,7 +579,7 @@ def _render_job(job):
     elif w["mode"] == "context":
         img, corners = w["synth"].context(kind, text, rng)
     else:
-        img = w["synth"].crop(kind, text, rng, w["size"])
+        img = w["synth"].crop(kind, text, rng, w["size"], w["join_rows"])
     try:
         write_image(os.path.join(w["savepath"], name), img, w["quality"])
     except (OSError, ImageError) as e:
@@ -589,14 +600,14 @@ def write_boxes(savepath, records):
 
 def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="94x24", seed=0, workers=1,
              provinces="", strength=1.0, effects="", font_cn="", font_en="", context=False, ccpd=False,
-             quality=95, numbered=True, log=tqdm.write):
+             quality=95, numbered=True, join_rows=True, log=tqdm.write):
     """Render `num` plates into `savepath`; the same seed gives the same files whatever `workers` is."""
     if context and ccpd:
         raise ValueError("choose one of --context and --ccpd")
     style = style_from_spec(provinces)
     config = {"font_cn": font_cn, "font_en": font_en, "effects": effects_from_spec(strength, effects),
               "seed": seed, "size": parse_size(size, 8, 4), "savepath": savepath, "quality": quality,
-              "mode": "ccpd" if ccpd else "context" if context else "crop"}
+              "join_rows": join_rows, "mode": "ccpd" if ccpd else "context" if context else "crop"}
     synth = PlateSynth(font_cn, font_en, config["effects"])  # font problems surface here, before any worker
     plan = plan_plates(num, seed, types, style)
     jobs = [(i, kind, text, name) for i, ((kind, text), name) in enumerate(zip(plan, file_names(plan, numbered)))]

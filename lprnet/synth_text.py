@@ -6,7 +6,7 @@ import numpy as np
 
 from .charset import DIGITS, LETTERS, PROVINCES, check_plate
 
-KINDS = ("blue", "yellow", "green_small", "green_large")
+KINDS = ("blue", "yellow", "green_small", "green_large", "yellow_double")
 TYPE_ALIASES = {"green": ("green_small", "green_large")}  # --types green: both green kinds
 
 @dataclass
@@ -72,7 +72,7 @@ def random_plate(kind, rng, style=TextStyle()):
     """A valid plate text of this kind (GA 36-2018 serial rules; I and O never appear)."""
     province = PROVINCES[draw(rng, style.province_cdf)]
     city = "A" if rng.random() < style.city_a else LETTERS[rng.integers(len(LETTERS))]
-    if kind in ("blue", "yellow"):
+    if kind in ("blue", "yellow", "yellow_double"):
         serial = _serial5(rng, style)
     elif kind == "green_small":  # D/F, then a letter or digit, then four digits
         alnum = LETTERS + DIGITS

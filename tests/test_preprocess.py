@@ -4,7 +4,16 @@ import pytest
 
 from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
 from lprnet.image import ImageError, read_image, write_image
-from lprnet.preprocess import decode_plates, fit_to_plate, greedy_decode, load_plates, preprocess, to_input
+from lprnet.preprocess import (
+    decode_plates,
+    fit_to_plate,
+    greedy_decode,
+    join_rows,
+    load_plates,
+    preprocess,
+    resize_plate,
+    to_input,
+)
 
 
 def one_hot_logits(columns):
@@ -43,6 +52,33 @@ def test_gray_bgra_16_bit_and_rgb_crops_read_like_bgr_and_empty_crops_are_named(
     frame = np.zeros((100, 200, 3), np.uint8)
     with pytest.raises(ValueError, match=r"image 1: an array of shape \(0, 40, 3\) is no image \(an empty crop\?\)"):
         preprocess([bgr, frame[150:170, 10:50]])  # a box below the frame
+
+
+def two_row_plate(h=100, w=200):
+    """Upper row 50 (left half of it 20), lower row 200: where each part of a joined plate comes from shows."""
+    img = np.full((h, w, 3), 200, np.uint8)
+    img[:42] = 50
+    img[:42, :w // 2] = 20
+    return img
+
+
+def test_two_rows_are_joined_upper_row_first_as_wide_as_a_one_row_plates_characters():
+    joined = join_rows(two_row_plate())
+    assert joined.shape == (67, 58 + 149, 3)  # the lower row's 67 pixels high; 122 and 312 mm beside 140 mm
+    upper, lower = joined[:, :58, 0], joined[:, 58:, 0]
+    assert set(np.unique(upper)) <= {20, 50} and (upper[:, :20] == 20).all() and (upper[:, -20:] == 50).all()
+    assert (lower[:5] <= 50).all() and (lower[-50:] == 200).all()  # the lower row starts a little above its half
+    assert join_rows(np.zeros((1, 1, 3), np.uint8)).shape[0] == 24  # tiny crops join too
+
+
+def test_preprocess_joins_rows_for_all_images_or_the_ones_marked():
+    plate = two_row_plate()
+    both = preprocess([plate, plate], two_rows=[True, False])
+    assert np.array_equal(both[0], preprocess([plate], two_rows=True)[0])
+    assert np.array_equal(both[1], to_input(resize_plate(plate))[0])
+    assert not np.array_equal(both[0], both[1])
+    with pytest.raises(ValueError, match="two_rows has 1 values for 2 images"):
+        preprocess([plate, plate], two_rows=[True])
 
 
 def test_greedy_decode_collapses_repeats_and_drops_blanks():

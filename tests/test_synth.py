@@ -51,7 +51,7 @@ def test_labels_are_valid_plates_of_their_kind(kind):
     for t in texts:
         check_plate(t)
         assert "I" not in t and "O" not in t
-    if kind in ("blue", "yellow"):
+    if kind in ("blue", "yellow", "yellow_double"):
         assert all(len(t) == 7 for t in texts)
         assert any(c in LETTERS for t in texts for c in t[2:]) and any(t[2:].isdigit() for t in texts)
     elif kind == "green_small":  # D/F third, then a letter or digit, then four digits
@@ -121,6 +121,26 @@ def test_crops_have_the_size_asked_and_read_back_as_a_dataset(synth, tmp_path):
     assert all(read_image(p).shape == (48, 188, 3) for p in list_images(big))
 
 
+def test_two_row_plates_are_written_joined_into_one_row_or_as_photographed(synth, tmp_path):
+    joined = run(tmp_path, "joined", num=4, types="yellow_double", seed=5)
+    photographed = run(tmp_path, "photographed", num=4, types="yellow_double", seed=5, join_rows=False)
+    assert [read_image(p).shape for p in list_images(joined)] == [(24, 94, 3)] * 4
+    assert [read_image(p).shape for p in list_images(photographed)] == [(48, 94, 3)] * 4
+    assert sorted(os.listdir(joined)) == sorted(os.listdir(photographed))
+
+
+def test_a_two_row_plate_has_the_small_upper_row_above_the_serial(synth):
+    clean = PlateSynth(effects=Effects().scaled(0))
+    plate, outline = clean.flat_plate("yellow_double", "皖A12345", np.random.default_rng(0))
+    ink = (plate.mean(axis=2) < 100) & (outline > 0.5)  # black print on yellow
+    rows = ink[3:-3, 8:-8].any(axis=1)  # inside the border line
+    starts = np.flatnonzero(rows[1:] & ~rows[:-1]) + 1
+    ends = np.flatnonzero(rows[:-1] & ~rows[1:])
+    (top0, top1), (low0, low1) = [(s, e) for s, e in zip(starts, ends) if e - s > 10]
+    assert plate.shape[:2] == (88, 176)  # 220 x 440 mm
+    assert 1.5 < (low1 - low0) / (top1 - top0) < 2.1  # 110 mm under 60 mm characters
+
+
 def test_same_seed_same_images_whatever_the_workers(synth, tmp_path):
     a = run(tmp_path, "a", num=10, seed=7, workers=1)
     b = run(tmp_path, "b", num=10, seed=7, workers=2)
@@ -136,7 +156,7 @@ def test_same_seed_same_images_whatever_the_workers(synth, tmp_path):
 def test_clean_plate_shows_its_colours(synth):
     clean = PlateSynth(effects=Effects().scaled(0))
     for kind, check in (("blue", lambda b, g, r: b > r + 60), ("yellow", lambda b, g, r: r > b + 60),
-                        ("green_small", lambda b, g, r: g > r + 10)):
+                        ("green_small", lambda b, g, r: g > r + 10), ("yellow_double", lambda b, g, r: r > b + 60)):
         rng = np.random.default_rng(3)
         img = clean.crop(kind, random_plate(kind, rng), rng).astype(int)
         b, g, r = np.median(img[4:20, 10:84].reshape(-1, 3), axis=0)
