@@ -118,7 +118,8 @@ def test_ort_script_end_to_end(models, imgdir, tmp_path, capsys):
     assert summary["correct"] == sum(expected[str(imgdir / r)][0] == lab for r, lab in READABLE.items() if lab)
     assert summary["img_per_s"] > 0 and summary["batch_size"] == 4
 
-    saved = json.loads(open(report, encoding="utf-8").read())
+    with open(report, encoding="utf-8") as f:
+        saved = json.load(f)
     assert saved["summary"] == summary
     rows = {row["file"]: row for row in saved["results"]}
     assert len(rows) == 9 and rows[str(imgdir / "car.jpg")]["label"] is None
