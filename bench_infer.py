@@ -85,8 +85,7 @@ def open_engines(names, model, net, workdir, batch_sizes, calib_dir, calib_count
                                 dynamic=True, weight_bits=bits)
         log(f"ORT int8: {bits}-bit weights, calibrated on {calib_dir}")
         engines["ort-int8"] = OrtEngine(path, threads=threads, spin=spin)
-        for line in engines["ort-int8"].warnings:
-            log(f"warning: {line}")
+        engines["ort-int8"].report_warnings(log)
     engines = {name: {b: engine for b in batch_sizes} for name, engine in engines.items()}
     if "migraphx" in names:
         try:

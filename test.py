@@ -67,8 +67,7 @@ def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batc
         got = read_texts(engine, plates, batch_size, plate_rules)
     except (QuantizeError, EngineError) as e:
         sys.exit(f"error: {e}")
-    for line in engine.warnings:
-        print(f"warning: {line}")
+    engine.report_warnings()
     score = Score()
     for i, (want, text) in enumerate(zip(labels, got)):
         score.add(str(i), want, text)

@@ -33,6 +33,10 @@ class Engine:
     fixed_batch = None  # an int when the model only accepts one batch size
     warnings = ()  # lines the user should see before the results
 
+    def report_warnings(self, log=print):
+        for line in self.warnings:
+            log(f"warning: {line}")
+
     def __call__(self, x):
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not self.fixed_batch or len(x) == self.fixed_batch:

@@ -262,8 +262,7 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
     except EngineError as e:
         fatal(str(e))
     log(f"{engine.describe()} | {len(paths)} images from {imgpath}")
-    for line in engine.warnings:
-        log(f"warning: {line}")
+    engine.report_warnings(log)
     if engine.fixed_batch and batch_size < engine.fixed_batch:  # smaller batches would only add padding
         log(f"note: the model takes batches of {engine.fixed_batch}: reading {engine.fixed_batch} images at a time")
         batch_size = engine.fixed_batch
