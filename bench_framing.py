@@ -2,11 +2,12 @@
 
     python bench_framing.py --model model/lprnet.pth --sets ../shared/data/plates_context/val
     python bench_framing.py --model model/LPRNet.onnx --sets DIR1,DIR2 --cut_detail
+    python bench_framing.py --model model/LPRNet.onnx --sets runs/gentest/context_yellow_double --two_rows True
 """
 import argparse
 import sys
 
-from lprnet.cli import add_plate_rules_flag, set_name
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, set_name
 from lprnet.dataset import load_samples
 from lprnet.engines import EngineError, open_engine
 from lprnet.framing import SHIFTED, cut_table, readings, table
@@ -22,12 +23,15 @@ def parse_opt(argv=None):
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     add_plate_rules_flag(p)
+    add_two_rows_flag(p)
     p.add_argument("--cut_detail", action="store_true",
                    help="also split the shifted variant by the share of the first/last character the window keeps")
     return p.parse_args(argv)
 
 
-def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_rules=False):
+def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_rules=False, two_rows=False):
+    if cut_detail and two_rows:
+        sys.exit("error: --cut_detail measures one-row plates' characters; leave it out with --two_rows True")
     try:
         engine = open_engine(model)
         named = {}
@@ -40,7 +44,7 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_ru
             named[set_name(folder)] = framed[:limit] if limit else framed
     except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
-    right = readings(engine, named, batch_size, seed, plate_rules)
+    right = readings(engine, named, batch_size, seed, plate_rules, two_rows)
     result = table(right)
     if cut_detail:
         result += "\n\n" + cut_table(named, right[SHIFTED], seed)

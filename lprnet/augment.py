@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .preprocess import INPUT_H, INPUT_W, resize_plate
+from .preprocess import INPUT_H, INPUT_W, to_plate
 
 OUT_RECT = np.float32([[0, 0], [INPUT_W, 0], [INPUT_W, INPUT_H], [0, INPUT_H]])
+TWO_ROW_WARP = (2 * INPUT_W, 4 * INPUT_H)  # a two-row plate's window, before its rows are joined: 2:1, detail kept
+TWO_ROW_RECT = np.float32([[0, 0], [TWO_ROW_WARP[0], 0], TWO_ROW_WARP, [0, TWO_ROW_WARP[1]]])
 # A bilinear warp that shrinks more than 2x skips source pixels (aliases); up to 2x every pixel still counts.
 AREA_SHRINK_ABOVE = 2.0
 # GA 36 plates start their first character 3.5% of the width in: a larger sideways shift mostly cuts into it
@@ -63,9 +65,10 @@ def bounding_corners(quad):
     return np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
 
 
-def box_crop(img, corners):
-    """The axis-aligned box around `corners` in whole pixels, as a detector's box is cut out, resized to 94x24
-    by the model contract's own resize. Parts of the box outside the image repeat its border."""
+def box_crop(img, corners, two_rows=False):
+    """The axis-aligned box around `corners` in whole pixels, as a detector's box is cut out, made the 94x24
+    plate the model reads by the contract's own resize (`two_rows`: joining its rows first). Parts of the box
+    outside the image repeat its border."""
     h, w = img.shape[:2]
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.maximum(np.ceil(corners.max(axis=0)).astype(int), (x0 + 1, y0 + 1))
@@ -73,7 +76,7 @@ def box_crop(img, corners):
     if any(pad):
         img = cv2.copyMakeBorder(img, *pad, cv2.BORDER_REPLICATE)
         x0, x1, y0, y1 = x0 + pad[2], x1 + pad[2], y0 + pad[0], y1 + pad[0]
-    return resize_plate(img[y0:y1, x0:x1])
+    return to_plate(img[y0:y1, x0:x1], two_rows)
 
 
 def make_window(base, margins=(0, 0, 0, 0), shift=(0, 0), angle=0.0, skew=None):
@@ -112,17 +115,19 @@ def area_shrink(img, points, scale):
     return img, points * np.float32([img.shape[1] / w, img.shape[0] / h])
 
 
-def warp_window(img, window):
+def warp_window(img, window, two_rows=False):
     """The window (4 corners) warped to 94x24. A window more than twice that size is first shrunk with area
-    averaging, as resize_plate shrinks a crop (training's stored images rarely need it: it is slow)."""
+    averaging, as resize_plate shrinks a crop (training's stored images rarely need it: it is slow).
+    `two_rows`: warped to TWO_ROW_WARP, then its rows joined and resized to 94x24."""
     window = np.float32(window)
-    shrink = min(np.linalg.norm(window[1] - window[0]) / INPUT_W, np.linalg.norm(window[3] - window[0]) / INPUT_H)
+    (w, h), rect = (TWO_ROW_WARP, TWO_ROW_RECT) if two_rows else ((INPUT_W, INPUT_H), OUT_RECT)
+    shrink = min(np.linalg.norm(window[1] - window[0]) / w, np.linalg.norm(window[3] - window[0]) / h)
     if shrink > AREA_SHRINK_ABOVE:
         img, window = area_shrink(img, window, 1 / shrink)
     # corners are pixel edges (a w-pixel box spans 0..w), warpPerspective maps pixel centres: shift by half a pixel
-    m = cv2.getPerspectiveTransform(window - 0.5, OUT_RECT - 0.5)
-    return cv2.warpPerspective(img, m, (INPUT_W, INPUT_H), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
+    m = cv2.getPerspectiveTransform(window - 0.5, rect - 0.5)
+    out = cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return to_plate(out, True) if two_rows else out
 
 
 def photometric(plate, rng, p):

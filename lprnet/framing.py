@@ -14,28 +14,28 @@ SHIFTED = "shifted (+-10%)"
 KEPT_EDGES = (0.25, 0.4, 0.5, 0.6, 0.8)
 
 
-def _tight(img, quad, rng):
-    return box_crop(img, quad)
+def _tight(img, quad, rng, two_rows):
+    return box_crop(img, quad, two_rows)
 
 
-def _loose(img, quad, rng):
-    return box_crop(img, make_window(bounding_corners(quad), rng.uniform(0.05, 0.25, size=4)))
+def _loose(img, quad, rng, two_rows):
+    return box_crop(img, make_window(bounding_corners(quad), rng.uniform(0.05, 0.25, size=4)), two_rows)
 
 
 def _shift(rng):
     return rng.uniform(-0.10, 0.10, size=2)
 
 
-def _shifted(img, quad, rng):
-    return box_crop(img, make_window(bounding_corners(quad), shift=_shift(rng)))
+def _shifted(img, quad, rng, two_rows):
+    return box_crop(img, make_window(bounding_corners(quad), shift=_shift(rng)), two_rows)
 
 
-def _rotated(img, quad, rng):
-    return warp_window(img, make_window(bounding_corners(quad), angle=rng.uniform(-8, 8)))
+def _rotated(img, quad, rng, two_rows):
+    return warp_window(img, make_window(bounding_corners(quad), angle=rng.uniform(-8, 8)), two_rows)
 
 
-def _rectified(img, quad, rng):
-    return warp_window(img, quad)
+def _rectified(img, quad, rng, two_rows):
+    return warp_window(img, quad, two_rows)
 
 
 VARIANTS = {
@@ -52,23 +52,23 @@ def plate_rng(seed, i):
     return np.random.default_rng((seed, i))
 
 
-def crops(samples, variant, seed=0):
-    """uint8 [N, 24, 94, 3]: every sample cropped by `variant`."""
+def crops(samples, variant, seed=0, two_rows=False):
+    """uint8 [N, 24, 94, 3]: every sample cropped by `variant` (`two_rows`: two-row plates, rows joined)."""
     make = VARIANTS[variant]
-    return np.stack([make(s.image, s.quad, plate_rng(seed, i)) for i, s in enumerate(samples)])
+    return np.stack([make(s.image, s.quad, plate_rng(seed, i), two_rows) for i, s in enumerate(samples)])
 
 
-def read_right(engine, samples, variant, batch_size=256, seed=0, plate_rules=False):
+def read_right(engine, samples, variant, batch_size=256, seed=0, plate_rules=False, two_rows=False):
     """bool [N]: whether the engine reads each sample, cropped by `variant`, as its text."""
     if not samples:
         return np.zeros(0, dtype=bool)
-    texts = read_texts(engine, crops(samples, variant, seed), batch_size, plate_rules)
+    texts = read_texts(engine, crops(samples, variant, seed, two_rows), batch_size, plate_rules)
     return np.array([t == s.text for t, s in zip(texts, samples)], dtype=bool)
 
 
-def readings(engine, sets, batch_size=256, seed=0, plate_rules=False):
+def readings(engine, sets, batch_size=256, seed=0, plate_rules=False, two_rows=False):
     """{variant: {set name: `read_right` of that set}}, every variant of every named set of samples read once."""
-    return {variant: {name: read_right(engine, samples, variant, batch_size, seed, plate_rules)
+    return {variant: {name: read_right(engine, samples, variant, batch_size, seed, plate_rules, two_rows)
                       for name, samples in sets.items()}
             for variant in VARIANTS}
 

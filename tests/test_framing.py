@@ -1,12 +1,14 @@
 import cv2
 import numpy as np
+import pytest
 
 import bench_framing
 from lprnet.augment import CUT_SHIFT, Framing, box_crop, corners_of_image, frame_window, make_window, warp_window
-from lprnet.dataset import Sample
+from lprnet.dataset import Sample, load_samples
 from lprnet.framing import SHIFTED, VARIANTS, crops, end_character_kept, readings, table
-from lprnet.preprocess import resize_plate
-from tests.conftest import shared_path
+from lprnet.preprocess import resize_plate, to_plate
+from lprnet.synth import FontError, generate
+from tests.conftest import ROOT, shared_path
 
 
 def scene_with_plate(rng):
@@ -143,3 +145,29 @@ def test_box_crop_cuts_whole_pixels_and_repeats_the_border_outside_the_image():
     outside = np.float32([[-20, -4], [220, -4], [220, 50], [-20, 50]])
     padded = cv2.copyMakeBorder(img, 4, 10, 20, 20, cv2.BORDER_REPLICATE)
     assert np.array_equal(box_crop(img, outside), resize_plate(padded))
+
+
+def test_two_row_plates_are_framed_then_joined_and_the_shipped_model_reads_them(tmp_path, capsys):
+    try:
+        generate(num=20, savepath=str(tmp_path), types="yellow_double", seed=8, context=True, log=lambda *a: None)
+    except FontError as e:
+        pytest.skip(f"no system fonts for rendering ({e})")
+    samples, _ = load_samples(str(tmp_path), store_width=None)
+    s = samples[0]
+    x0, y0 = np.floor(s.quad.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(s.quad.max(axis=0)).astype(int)
+    assert np.array_equal(crops(samples, "tight", two_rows=True)[0], to_plate(s.image[y0:y1, x0:x1], two_rows=True))
+    for variant in VARIANTS:
+        assert crops(samples, variant, seed=1, two_rows=True).shape == (20, 24, 94, 3)
+    onnx = str(ROOT / "model" / "LPRNet.onnx")
+    joined = bench_framing.run(onnx, str(tmp_path), two_rows=True).splitlines()
+    squeezed = bench_framing.run(onnx, str(tmp_path)).splitlines()
+    capsys.readouterr()
+    percent = [[float(r.split("|")[2].strip().rstrip("%")) for r in rows[2:]] for rows in (joined, squeezed)]
+    assert percent[0][0] >= 70 and percent[0][-1] >= 70  # tight and rectified: the shipped model reads 90-92%
+    assert max(percent[1]) == 0
+
+
+def test_cut_detail_is_for_one_row_plates_only():
+    with pytest.raises(SystemExit, match="--cut_detail measures one-row plates"):
+        bench_framing.run("model/LPRNet.onnx", "imgs", cut_detail=True, two_rows=True)
