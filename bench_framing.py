@@ -2,7 +2,7 @@
 
     python bench_framing.py --model model/lprnet.pth --sets ../shared/data/plates_context/val
     python bench_framing.py --model model/LPRNet.onnx --sets DIR1,DIR2 --cut_detail
-    python bench_framing.py --model model/LPRNet.onnx --sets runs/gentest/context_yellow_double --two_rows True
+    python bench_framing.py --model model/LPRNet.onnx --sets runs/gentest/context_yellow_double
 """
 import argparse
 import sys

@@ -165,5 +165,5 @@ def photometric(plate, rng, p):
 PHOTOMETRIC = Photometric()
 
 
-def augment(img, quad, rng, framing, photo=PHOTOMETRIC):
-    return photometric(warp_window(img, frame_window(quad, rng, framing)), rng, photo)
+def augment(img, quad, rng, framing, photo=PHOTOMETRIC, two_rows=False):
+    return photometric(warp_window(img, frame_window(quad, rng, framing), two_rows), rng, photo)

@@ -2,7 +2,8 @@
 
 `train_img_dirs` may be several comma-separated folders, read recursively. A folder that has a
 `boxes.tsv` beside its images or one level up (as `plates_context/` does) gives each listed image
-the plate's corners, so training can frame the plate the way a detector would.
+the plate's corners, so training can frame the plate the way a detector would; a fourth column of 2 (which
+gen_plates.py writes for two-row plates) has the plate's rows joined into one as it is framed.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,8 @@ STORE_PLATE_WIDTH = 140
 
 
 def read_boxes(folder):
-    """{absolute image path: corners [4, 2] (TL, TR, BR, BL)} from a boxes.tsv in `folder` or its parent."""
+    """{absolute image path: (corners [4, 2] (TL, TR, BR, BL), rows)} from a boxes.tsv in `folder` or its parent;
+    rows is 2 for a two-row plate, else 1."""
     for base in (folder, os.path.dirname(os.path.normpath(folder))):
         tsv = os.path.join(base, "boxes.tsv")
         if os.path.isfile(tsv):
@@ -39,7 +41,8 @@ def parse_boxes_tsv(tsv):
                 br, bl, tl, tr = [[float(v) for v in p.split("&")] for p in parts[2].split("_")]
             except ValueError:
                 continue
-            boxes[os.path.normpath(os.path.join(base, parts[0]))] = np.float32([tl, tr, br, bl])
+            rows = 2 if len(parts) > 3 and parts[3].strip() == "2" else 1
+            boxes[os.path.normpath(os.path.join(base, parts[0]))] = (np.float32([tl, tr, br, bl]), rows)
     return boxes
 
 
@@ -48,22 +51,21 @@ def split_dirs(dirs):
 
 
 class Sample:
-    __slots__ = ("image", "quad", "text", "framed")
+    __slots__ = ("image", "quad", "text", "framed", "two_rows")
 
-    def __init__(self, image, quad, text, framed):
-        self.image, self.quad, self.text, self.framed = image, quad, text, framed
+    def __init__(self, image, quad, text, framed, two_rows=False):
+        self.image, self.quad, self.text, self.framed, self.two_rows = image, quad, text, framed, two_rows
 
 
-def _load_one(path, quad, store_width):
+def _load_one(path, box, store_width):
     text = check_plate(label_from_filename(path))
     img = read_image(path)
-    framed = quad is not None
-    if quad is None:
-        quad = corners_of_image(img)
+    framed = box is not None
+    quad, rows = box if framed else (corners_of_image(img), 1)
     width = np.linalg.norm(quad[1] - quad[0])
     if store_width and width > store_width:
         img, quad = area_shrink(img, quad, store_width / width)
-    return Sample(img, quad.astype(np.float32), text, framed)
+    return Sample(img, quad.astype(np.float32), text, framed, rows == 2)
 
 
 def load_samples(dirs, workers=2, log=print, store_width=STORE_PLATE_WIDTH):
@@ -116,9 +118,9 @@ class PlateDataset(torch.utils.data.Dataset):
     def plate(self, i):
         s = self.samples[i]
         if not self.train:
-            return box_crop(s.image, s.quad)
+            return box_crop(s.image, s.quad, s.two_rows)
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        return augment(s.image, s.quad, rng, self.framing if s.framed else TIGHT_FRAMING, self.photo)
+        return augment(s.image, s.quad, rng, self.framing if s.framed else TIGHT_FRAMING, self.photo, s.two_rows)
 
     def __getitem__(self, i):
         return torch.from_numpy(to_input(self.plate(i))[0]), encode(self.samples[i].text)

@@ -53,9 +53,11 @@ def plate_rng(seed, i):
 
 
 def crops(samples, variant, seed=0, two_rows=False):
-    """uint8 [N, 24, 94, 3]: every sample cropped by `variant` (`two_rows`: two-row plates, rows joined)."""
+    """uint8 [N, 24, 94, 3]: every sample cropped by `variant`; the rows of two-row plates (`two_rows`: every
+    plate; else those the boxes.tsv marks) are joined."""
     make = VARIANTS[variant]
-    return np.stack([make(s.image, s.quad, plate_rng(seed, i), two_rows) for i, s in enumerate(samples)])
+    return np.stack([make(s.image, s.quad, plate_rng(seed, i), two_rows or s.two_rows)
+                     for i, s in enumerate(samples)])
 
 
 def read_right(engine, samples, variant, batch_size=256, seed=0, plate_rules=False, two_rows=False):

@@ -520,7 +520,8 @@ def ccpd_filename(text, quad, image_size, tilt=(90, 90), brightness=128, blur=0)
 
 # ---------------------------------------------------------------------------------------- datasets
 
-BOXES_HEADER = "file\tbbox x1&y1_x2&y2\tcorners (CCPD order: bottom-right, bottom-left, top-left, top-right)\n"
+BOXES_HEADER = ("file\tbbox x1&y1_x2&y2\tcorners (CCPD order: bottom-right, bottom-left, top-left, top-right)"
+                "\trows (2: a two-row plate)\n")
 
 
 def plan_plates(num, seed, types="blue,green,yellow", style=None):
@@ -588,8 +589,9 @@ def _render_job(job):
 
 
 def write_boxes(savepath, records):
-    """boxes.tsv beside context images, in the format of plates_context/boxes.tsv."""
-    lines = [BOXES_HEADER] + [f"{name}\t{bbox_field(q)}\t{corners_field(q)}\n" for name, q in records]
+    """boxes.tsv beside context images, in the format of plates_context/boxes.tsv plus a column of plate rows;
+    `records`: (file name, corners, rows)."""
+    lines = [BOXES_HEADER] + [f"{name}\t{bbox_field(q)}\t{corners_field(q)}\t{rows}\n" for name, q, rows in records]
 
     def dump(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
@@ -622,7 +624,7 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
         _init_worker(config, synth)
         results = map(_render_job, jobs)
     try:
-        for _, name, extra in results:
+        for i, name, extra in results:
             bar.update()
             if name is None:
                 log(extra)
@@ -630,7 +632,7 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
                 continue
             written += 1
             if context:
-                boxes.append((name, extra))
+                boxes.append((name, extra, 1 if LAYOUTS[plan[i][0]].rows is None else 2))
     finally:
         bar.close()
         if pool is not None:

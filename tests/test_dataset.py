@@ -2,11 +2,23 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from lprnet.augment import PHOTOMETRIC, TIGHT_FRAMING, Framing, corners_of_image
+from lprnet.augment import (
+    CONTEXT_FRAMING,
+    PHOTOMETRIC,
+    TIGHT_FRAMING,
+    Framing,
+    Photometric,
+    box_crop,
+    corners_of_image,
+    frame_window,
+    warp_window,
+)
 from lprnet.dataset import PlateDataset, Sample, load_samples
 from lprnet.image import list_images, write_image
 from lprnet.preprocess import load_plates, to_input
+from lprnet.synth import FontError, generate
 
 PLATES = {"皖A12345": (90, 300), "苏E88888": (20, 60), "沪AD12345": (48, 188)}  # text: (height, width)
 
@@ -35,7 +47,8 @@ def test_validation_inputs_equal_test_py_inputs(tmp_path):
 
 def test_training_frames_plates_with_surroundings_by_the_given_framing_and_bare_crops_tightly(monkeypatch):
     used = []
-    monkeypatch.setattr("lprnet.dataset.augment", lambda img, quad, rng, framing, photo: used.append(framing) or img)
+    monkeypatch.setattr("lprnet.dataset.augment",
+                        lambda img, quad, rng, framing, photo, two_rows: used.append(framing) or img)
     img, quad = np.zeros((30, 100, 3), np.uint8), np.float32([[10, 5], [90, 5], [90, 25], [10, 25]])
     samples = [Sample(img, quad, "皖A12345", framed=True), Sample(img, quad, "皖A12345", framed=False)]
     cutting = Framing(near=0.35, cut=0.6)
@@ -56,3 +69,22 @@ def test_training_plates_lose_their_colour_as_often_as_gray_says():
 
     assert gray_plates(1.0) == 40 and gray_plates(0.0) == 0
     assert 0 < gray_plates(0.25) < 20
+
+
+def test_two_row_plates_marked_in_boxes_tsv_are_framed_then_joined_for_training_and_validation(tmp_path):
+    try:
+        generate(num=6, savepath=str(tmp_path), types="yellow_double,blue", seed=5, context=True, log=lambda *a: None)
+    except FontError as e:
+        pytest.skip(f"no system fonts for rendering ({e})")
+    samples, _ = load_samples(str(tmp_path), log=lambda *a: None)
+    two = [s for s in samples if s.two_rows]
+    assert len(two) == 2 and all(len(s.text) == 7 for s in two)  # the plan: 2 two-row plates, 4 blue
+    s = two[0]
+    val = PlateDataset([s])
+    assert np.array_equal(val.plate(0), box_crop(s.image, s.quad, two_rows=True))
+    still = Photometric(brightness=0, contrast=0, colour=0, low_res=0, blur=0, noise=0, jpeg=0, gray=0)
+    train = PlateDataset([s], train=True, seed=1, photo=still)
+    window = frame_window(s.quad, np.random.default_rng((1, 0, 0)), CONTEXT_FRAMING)  # the first plate's window
+    plate = train.plate(0).astype(int)
+    assert np.abs(plate - warp_window(s.image, window, two_rows=True)).max() <= 1
+    assert np.abs(plate - warp_window(s.image, window)).mean() > 10  # joined, not squeezed

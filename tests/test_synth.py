@@ -202,7 +202,8 @@ def test_context_corners_in_boxes_tsv(synth, tmp_path):
     paths = list_images(out)
     assert len(paths) == 6 and set(boxes) == {os.path.normpath(os.path.abspath(p)) for p in paths}
     for path in paths:
-        quad = boxes[os.path.normpath(os.path.abspath(path))]
+        quad, rows = boxes[os.path.normpath(os.path.abspath(path))]
+        assert rows == 1
         img = read_image(path)
         h, w = img.shape[:2]
         assert (quad >= -1).all() and (quad[:, 0] <= w + 1).all() and (quad[:, 1] <= h + 1).all()
