@@ -3,11 +3,12 @@ over- or underexposed, or handed over in RGB order.
 
     python bench_conditions.py --model model/lprnet.pth --sets ../shared/data/plates/val
     python bench_conditions.py --model model/LPRNet.onnx --sets DIR1,DIR2,DIR3
+    python bench_conditions.py --model model/LPRNet.onnx --sets runs/gentest/yellow_double --two_rows True
 """
 import argparse
 import sys
 
-from lprnet.cli import add_plate_rules_flag, set_name
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, set_name
 from lprnet.conditions import condition_table
 from lprnet.engines import EngineError, open_engine
 from lprnet.evaluate import labelled_plates
@@ -20,15 +21,16 @@ def parse_opt(argv=None):
     p.add_argument("--sets", default="data/val", help="comma-separated folders of plates named by their text")
     p.add_argument("--batch_size", type=int, default=256)
     add_plate_rules_flag(p)
+    add_two_rows_flag(p)
     return p.parse_args(argv)
 
 
-def run(model, sets, batch_size=256, plate_rules=False):
+def run(model, sets, batch_size=256, plate_rules=False, two_rows=False):
     if batch_size < 1:
         sys.exit("error: --batch_size must be at least 1")
     try:
         engine = open_engine(model)
-        named = {set_name(folder): labelled_plates(folder) for folder in sets.split(",") if folder}
+        named = {set_name(folder): labelled_plates(folder, two_rows=two_rows) for folder in sets.split(",") if folder}
     except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     print(f"model: {model}")

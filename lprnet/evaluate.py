@@ -51,11 +51,11 @@ def labelled_images(imgpath, log=print):
     return paths, labels, skipped
 
 
-def labelled_plates(imgpath, log=print):
+def labelled_plates(imgpath, log=print, two_rows=False):
     """uint8 plates [N,24,94,3] and their labels, for the benchmarks: files without a plate name (reported to
-    `log`) and unreadable ones (reported by `load_plates`) are skipped."""
+    `log`) and unreadable ones (reported by `load_plates`) are skipped. `two_rows`: two-row plates, rows joined."""
     paths, labels, _ = labelled_images(imgpath, log)
-    read, plates, _ = load_plates(paths)
+    read, plates, _ = load_plates(paths, two_rows=two_rows)
     truth = dict(zip(paths, labels))
     return plates, [truth[p] for p in read]
 

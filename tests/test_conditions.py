@@ -6,6 +6,7 @@ import bench_conditions
 from lprnet.conditions import CONDITIONS, JPEG_QUALITY, condition_table, gray, half_resolution, heavy_jpeg, rgb
 from lprnet.image import read_image
 from lprnet.preprocess import resize_plate
+from lprnet.synth import FontError, generate
 from tests.conftest import ROOT
 
 
@@ -45,6 +46,18 @@ def test_benchmark_command_on_the_demo_images_with_the_shipped_model(capsys, mon
     assert accuracy["as read"] == 100.0  # the shipped model reads every demo image (test_shipped_model.py)
     assert accuracy["RGB given as BGR"] < 75.0  # the model relies on the plates' colours
     assert capsys.readouterr().out.startswith("model: model/LPRNet.onnx\n")
+
+
+def test_two_row_plates_are_joined_before_the_conditions(tmp_path, capsys):
+    try:
+        generate(num=20, savepath=str(tmp_path), types="yellow_double", seed=4, join_rows=False, log=lambda *a: None)
+    except FontError as e:
+        pytest.skip(f"no system fonts for rendering ({e})")
+    onnx = str(ROOT / "model" / "LPRNet.onnx")
+    joined, squeezed = (bench_conditions.run(onnx, str(tmp_path), two_rows=two).splitlines() for two in (True, False))
+    capsys.readouterr()
+    as_read = [float(rows[2].split("|")[2].strip().rstrip("%")) for rows in (joined, squeezed)]
+    assert as_read[0] >= 60 and as_read[1] == 0  # the shipped model reads 84% of generated two-row plates
 
 
 def test_an_empty_set_gets_empty_cells_not_a_crash():
