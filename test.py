@@ -12,7 +12,7 @@ import time
 from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
-from lprnet.evaluate import Score, labelled_images, read_readings, read_texts
+from lprnet.evaluate import Score, labelled_images, read_readings, read_texts, reread_two_row_plates
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError
 from lprnet.preprocess import load_plates
@@ -38,7 +38,7 @@ def parse_opt(argv=None):
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--show", action="store_true", help="print every misread plate with its confidence")
     add_plate_rules_flag(p)
-    add_two_rows_flag(p)
+    add_two_rows_flag(p, auto=True)
     return p.parse_args(argv)
 
 
@@ -87,6 +87,8 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
         sys.exit("error: --int8 True needs --export_onnx True")
     if int8 and not calib_dir:
         sys.exit("error: --int8 True needs --calib_dir: a folder of plate crops to calibrate on")
+    if int8 and two_rows == "auto":
+        sys.exit("error: --int8 True compares engines on the same crops; use --two_rows True or False with it")
     try:
         engine = TorchEngine(model, device, amp, threads)
         paths, labels, bad_labels = labelled_images(imgpath)
@@ -95,12 +97,15 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     warning = slow_bf16_warning(amp, engine.device)
     if warning:
         print(warning)
-    read, plates, unreadable = load_plates(paths, two_rows=two_rows)
+    read, plates, unreadable = load_plates(paths, two_rows=two_rows is True)
     truth = dict(zip(paths, labels))
     t0 = time.time()
     readings = read_readings(engine, plates, batch_size, plate_rules)
+    texts = [text for text, _ in readings]  # what the ONNX export must read alike
+    if two_rows == "auto":
+        joined = reread_two_row_plates(engine, read, readings, batch_size, plate_rules)
+        print(f"--two_rows auto: {joined} crops read as two-row plates")
     seconds = time.time() - t0
-    texts = [text for text, _ in readings]
 
     score = Score()
     for path, (text, confidence) in zip(read, readings):

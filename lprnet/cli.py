@@ -32,11 +32,24 @@ def add_plate_rules_flag(parser):
                              "characters (True/False; default False: plain greedy decoding)")
 
 
-def add_two_rows_flag(parser):
-    """--two_rows, the same for every script that reads plates (lprnet.preprocess.join_rows)."""
-    parser.add_argument("--two_rows", type=str2bool, default=False,
+def two_rows_arg(value):
+    """--two_rows: True/False as str2bool takes them, or 'auto'."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        return str2bool(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected True, False or auto, got {value!r}") from None
+
+
+def add_two_rows_flag(parser, auto=False):
+    """--two_rows, the same for every script that reads plates (lprnet.preprocess.join_rows); `auto` for the
+    scripts that can read a crop a second time (lprnet.evaluate.reread_two_row_plates)."""
+    parser.add_argument("--two_rows", type=two_rows_arg if auto else str2bool, default=False,
                         help="the images are two-row plates (rear plates of trucks and buses): their rows are "
-                             "joined into one before reading (True/False)")
+                             "joined into one before reading (True/False" + (
+                                 "; auto: only where reading one row gives no valid plate and joining them does, "
+                                 "for crops at least 0.4 times as high as wide)" if auto else ")"))
 
 
 def parse_size(text, min_w=1, min_h=1):

@@ -3,9 +3,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .charset import LabelError, check_plate, label_from_filename
-from .image import list_images
-from .preprocess import decode_plates, greedy_decode, load_plates, to_input
+from .charset import LabelError, check_plate, is_plate, label_from_filename
+from .image import ImageError, list_images, read_image
+from .preprocess import TWO_ROW_MIN_ASPECT, decode_plates, greedy_decode, load_plates, to_input, to_plate
 
 
 @dataclass
@@ -67,6 +67,31 @@ def read_readings(engine, plates, batch_size, plate_rules=False):
     for start in range(0, len(plates), batch_size):
         readings += decode_plates(engine(to_input(plates[start:start + batch_size])), plate_rules)
     return readings
+
+
+def reread_two_row_plates(engine, paths, readings, batch_size, plate_rules=False):
+    """--two_rows auto: the crops among `paths` read as one row (`readings`, updated in place) that gave no valid
+    plate and are high enough to be two-row plates are read again with their rows joined; the joined reading is
+    kept where it is a valid plate. A valid reading, which every right reading of a labelled plate is, never
+    changes. Returns how many readings changed."""
+    retry, plates = [], []
+    for i, (path, (text, _)) in enumerate(zip(paths, readings)):
+        if is_plate(text):
+            continue
+        try:
+            img = read_image(path)
+        except ImageError:
+            continue
+        if img.shape[0] >= TWO_ROW_MIN_ASPECT * img.shape[1]:
+            retry.append(i)
+            plates.append(to_plate(img, two_rows=True))
+    changed = 0
+    if plates:
+        for i, joined in zip(retry, read_readings(engine, np.stack(plates), batch_size, plate_rules)):
+            if is_plate(joined[0]):
+                readings[i] = joined
+                changed += 1
+    return changed
 
 
 def read_texts(engine, plates, batch_size, plate_rules=False):

@@ -20,7 +20,7 @@ import numpy as np
 from .charset import LabelError, check_plate, label_from_filename
 from .cli import add_plate_rules_flag, add_two_rows_flag
 from .engines import EngineError
-from .evaluate import Score
+from .evaluate import Score, reread_two_row_plates
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
 from .preprocess import INPUT_W, decode_plates, read_plates, to_input
 
@@ -50,7 +50,7 @@ def add_io_args(parser):
     parser.add_argument("--font", default="", help="font file with Chinese glyphs for --save_vis "
                         "(default: WenQuanYi Zen Hei or Noto Sans CJK, found with fc-list)")
     add_plate_rules_flag(parser)
-    add_two_rows_flag(parser)
+    add_two_rows_flag(parser, auto=True)
 
 
 @dataclass
@@ -269,11 +269,14 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
     marks = result_marks(getattr(sys.stdout, "encoding", None))
     results, seconds = [], 0.0
     for start in range(0, len(paths), batch_size):
-        batch, plates, images = read_batch(paths[start:start + batch_size], bool(save_vis), two_rows)
+        batch, plates, images = read_batch(paths[start:start + batch_size], bool(save_vis), two_rows is True)
         if plates:
             t0 = time.perf_counter()
             try:
                 readings = decode_plates(engine(to_input(np.stack(plates))), plate_rules)
+                if two_rows == "auto":
+                    reread_two_row_plates(engine, [r.file for r in batch if not r.error], readings, batch_size,
+                                          plate_rules)
             except EngineError as e:
                 fatal(str(e))
             seconds += time.perf_counter() - t0

@@ -21,6 +21,7 @@ MEAN, SCALE = 127.5, 0.0078125
 # by side, as wide as a one-row plate 140 mm high has its characters in mm (ROW_WIDTHS).
 UPPER_ROW, LOWER_ROW = (0.0, 0.42, 0.2, 0.8), (0.33, 1.0, 0.02, 0.98)
 ROW_WIDTHS = (122, 312)
+TWO_ROW_MIN_ASPECT = 0.4  # height / width: a two-row plate's box ~0.5, most one-row boxes less (--two_rows auto)
 
 
 def resize_plate(img):

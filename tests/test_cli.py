@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lprnet.cli import parse_size, probability, size_arg, str2bool
+from lprnet.cli import add_two_rows_flag, parse_size, probability, size_arg, str2bool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +18,20 @@ def test_str2bool_reads_the_spellings_users_type(text, expected):
 def test_str2bool_refuses_anything_else():
     with pytest.raises(argparse.ArgumentTypeError, match="expected True or False, got 'maybe'"):
         str2bool("maybe")
+
+
+def test_two_rows_takes_auto_only_where_the_script_can_read_twice(capsys):
+    reading, benchmark = argparse.ArgumentParser(), argparse.ArgumentParser()
+    add_two_rows_flag(reading, auto=True)
+    add_two_rows_flag(benchmark)
+    assert [reading.parse_args(["--two_rows", v]).two_rows for v in ("True", "no", "AUTO")] == [True, False, "auto"]
+    assert reading.parse_args([]).two_rows is False and benchmark.parse_args(["--two_rows", "1"]).two_rows is True
+    with pytest.raises(SystemExit):
+        reading.parse_args(["--two_rows", "maybe"])
+    assert "expected True, False or auto, got 'maybe'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--two_rows", "auto"])
+    assert "expected True or False, got 'auto'" in capsys.readouterr().err
 
 
 def test_probability_takes_0_to_1_and_names_anything_else():

@@ -100,3 +100,14 @@ def test_the_shipped_model_reads_two_row_plates_once_their_rows_are_joined(tmp_p
     assert joined.total == 100 and joined.accuracy >= TWO_ROW_ACCURACY
     assert summary["correct"] == joined.correct and summary["two_rows"] is True
     assert squeezed.correct == 0
+
+    # the demo images beside them, and --two_rows auto: two-row crops whose one-row reading is no plate are read
+    # again with their rows joined; every one-row demo image keeps its right reading
+    for path in (ROOT / "imgs").glob("*.jpg"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    mixed = load_script("test.py").run(model, str(tmp_path), two_rows="auto")
+    results, summary = load_script("LPRNet_ORT_infer.py").run(onnx, str(tmp_path), two_rows="auto")
+    capsys.readouterr()
+    right = {Path(r.file).name for r in results if r.correct}
+    assert {p.name for p in (ROOT / "imgs").glob("*.jpg")} <= right
+    assert mixed.total == 112 and mixed.correct == summary["correct"] >= 12 + 0.8 * joined.correct
