@@ -30,10 +30,7 @@ def parse_opt(argv=None):
 
 
 def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_rules=False, two_rows=False):
-    if cut_detail and two_rows:
-        sys.exit("error: --cut_detail measures one-row plates' characters; leave it out with --two_rows True")
     try:
-        engine = open_engine(model)
         named = {}
         for folder in [f for f in sets.split(",") if f]:
             samples, _ = load_samples(folder, store_width=None)  # crops come from the images as read
@@ -42,6 +39,10 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_ru
                 print(f"warning: {folder}: {len(samples) - len(framed)} images have no corners in a boxes.tsv; "
                       f"left out")
             named[set_name(folder)] = framed[:limit] if limit else framed
+        if cut_detail and (two_rows or any(s.two_rows for samples in named.values() for s in samples)):
+            sys.exit("error: --cut_detail measures one-row plates' characters; leave it out for two-row plates "
+                     "(--two_rows True, or marked in boxes.tsv)")
+        engine = open_engine(model)
     except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     right = readings(engine, named, batch_size, seed, plate_rules, two_rows)

@@ -163,6 +163,7 @@ def test_two_row_plates_are_framed_then_joined_and_the_shipped_model_reads_them(
     onnx = str(ROOT / "model" / "LPRNet.onnx")
     marked = bench_framing.run(onnx, str(tmp_path)).splitlines()
     tsv = tmp_path / "boxes.tsv"  # the same set from a tool that does not mark two-row plates
+    marks = tsv.read_text("utf-8")
     tsv.write_text("".join(line.rsplit("\t", 1)[0] + "\n" for line in tsv.read_text("utf-8").splitlines()), "utf-8")
     squeezed = bench_framing.run(onnx, str(tmp_path)).splitlines()
     joined = bench_framing.run(onnx, str(tmp_path), two_rows=True).splitlines()
@@ -171,6 +172,9 @@ def test_two_row_plates_are_framed_then_joined_and_the_shipped_model_reads_them(
     assert percent[0][0] >= 70 and percent[0][-1] >= 70  # tight and rectified: the shipped model reads 90-92%
     assert max(percent[1]) == 0
     assert marked[2:] == joined[2:]
+    tsv.write_text(marks, "utf-8")
+    with pytest.raises(SystemExit, match="--cut_detail measures one-row plates"):
+        bench_framing.run(onnx, str(tmp_path), cut_detail=True)  # marked in boxes.tsv, no flag
 
 
 def test_cut_detail_is_for_one_row_plates_only():
