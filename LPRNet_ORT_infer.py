@@ -28,7 +28,7 @@ def parse_opt(argv=None):
 
 
 def run(model="model/LPRNet.onnx", imgpath="imgs", batch_size=64, output="", save_vis="", font="",
-        providers="auto", threads=0, spin=True, plate_rules=False, two_rows=False):
+        providers="auto", threads=0, spin=True, plate_rules=False, two_rows="auto"):
     return infer.run(lambda: OrtEngine(model, ort_providers(providers), threads, spin), model, imgpath, batch_size,
                      output, save_vis, font, plate_rules, two_rows)
 

@@ -30,7 +30,7 @@ def parse_opt(argv=None):
 
 
 def run(model="model/LPRNet.onnx", imgpath="imgs", batch_size=64, output="", save_vis="", font="",
-        savepath="", fp16=False, device_id=0, plate_rules=False, two_rows=False):
+        savepath="", fp16=False, device_id=0, plate_rules=False, two_rows="auto"):
     try:
         import_migraphx()
     except MIGraphXUnavailable as e:

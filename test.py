@@ -5,6 +5,7 @@
     python test.py --model model/lprnet.pth --imgpath data/val --export_onnx True --int8 True --calib_dir data/train
 """
 import argparse
+import functools
 import os
 import sys
 import time
@@ -12,7 +13,7 @@ import time
 from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
-from lprnet.evaluate import Score, labelled_images, read_readings, read_texts, reread_two_row_plates
+from lprnet.evaluate import Score, labelled_images, read_readings, reread_two_row_plates
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError
 from lprnet.preprocess import load_plates
@@ -42,9 +43,18 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def check_onnx_parity(onnx_path, plates, expected, batch_size, plate_rules):
+def read_crops(engine, paths, plates, batch_size, plate_rules, two_rows):
+    """Readings of every crop, the same way for every engine: as one row, then (`two_rows` auto) the high crops
+    that gave no valid plate joined. Returns (readings, how many of them are joined readings)."""
+    readings = read_readings(engine, plates, batch_size, plate_rules)
+    joined = reread_two_row_plates(engine, paths, readings, batch_size, plate_rules) if two_rows == "auto" else 0
+    return readings, joined
+
+
+def check_onnx_parity(onnx_path, read, expected):
+    """`read(engine)`: read_crops for the crops torch read as `expected`."""
     engine = OrtEngine(onnx_path)
-    got = read_texts(engine, plates, batch_size, plate_rules)
+    got = [text for text, _ in read(engine)[0]]
     differ = sum(a != b for a, b in zip(got, expected))
     batch = engine.fixed_batch or "dynamic"
     if differ:
@@ -53,10 +63,10 @@ def check_onnx_parity(onnx_path, plates, expected, batch_size, plate_rules):
           f"ONNX Runtime agrees with torch on all {len(expected)} plates")
 
 
-def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batch_size, calib_dir, calib_count,
-                weight_bits, dynamic, plate_rules):
-    """Quantise, then score the int8 model on the same plates as torch (`expected`, `torch_accuracy`: torch's
-    readings and their accuracy)."""
+def export_int8(model, onnx_path, read, expected, labels, torch_accuracy, calib_dir, calib_count, weight_bits,
+                dynamic):
+    """Quantise, then score the int8 model on the same crops read the same way (`read(engine)`) as torch
+    (`expected`, `torch_accuracy`: torch's readings and their accuracy)."""
     from lprnet.quantize import QuantizeError, calibration_plates, int8_path_for, quantize_to_onnx, resolve_weight_bits
     path = int8_path_for(onnx_path)
     try:
@@ -64,7 +74,7 @@ def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batc
         calibration = calibration_plates(calib_dir, calib_count)
         quantize_to_onnx(model, path, calibration, dynamic=dynamic, weight_bits=bits)
         engine = OrtEngine(path)
-        got = read_texts(engine, plates, batch_size, plate_rules)
+        got = [text for text, _ in read(engine)[0]]
     except (QuantizeError, EngineError) as e:
         sys.exit(f"error: {e}")
     engine.report_warnings()
@@ -80,15 +90,13 @@ def export_int8(model, onnx_path, plates, expected, labels, torch_accuracy, batc
 
 def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_path="model/LPRNet.onnx",
         device="auto", amp="off", threads=0, show=False, int8=False, calib_dir="", calib_count=200,
-        int8_weight_bits="auto", plate_rules=False, two_rows=False):
+        int8_weight_bits="auto", plate_rules=False, two_rows="auto"):
     if batch_size < 1:
         sys.exit("error: --batch_size must be at least 1")
     if int8 and not export_onnx:
         sys.exit("error: --int8 True needs --export_onnx True")
     if int8 and not calib_dir:
         sys.exit("error: --int8 True needs --calib_dir: a folder of plate crops to calibrate on")
-    if int8 and two_rows == "auto":
-        sys.exit("error: --int8 True compares engines on the same crops; use --two_rows True or False with it")
     try:
         engine = TorchEngine(model, device, amp, threads)
         paths, labels, bad_labels = labelled_images(imgpath)
@@ -100,12 +108,13 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     read, plates, unreadable = load_plates(paths, two_rows=two_rows is True)
     truth = dict(zip(paths, labels))
     t0 = time.time()
-    readings = read_readings(engine, plates, batch_size, plate_rules)
-    texts = [text for text, _ in readings]  # what the ONNX export must read alike
-    if two_rows == "auto":
-        joined = reread_two_row_plates(engine, read, readings, batch_size, plate_rules)
-        print(f"--two_rows auto: {joined} crops read as two-row plates")
+    read_with = functools.partial(read_crops, paths=read, plates=plates, batch_size=batch_size,
+                                  plate_rules=plate_rules, two_rows=two_rows)
+    readings, joined = read_with(engine)
     seconds = time.time() - t0
+    if joined:
+        print(f"--two_rows auto: {joined} crops read as two-row plates")
+    texts = [text for text, _ in readings]  # what the exported models must read alike
 
     score = Score()
     for path, (text, confidence) in zip(read, readings):
@@ -121,12 +130,12 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     if export_onnx:
         try:
             export_to_onnx(engine.model, onnx_path, dynamic=dynamic)
-            check_onnx_parity(onnx_path, plates, texts, batch_size, plate_rules)
+            check_onnx_parity(onnx_path, read_with, texts)
         except EngineError as e:
             sys.exit(f"error: {e}")
         if int8:
-            export_int8(engine.model, onnx_path, plates, texts, [truth[p] for p in read], score.accuracy,
-                        batch_size, calib_dir, calib_count, int8_weight_bits, dynamic, plate_rules)
+            export_int8(engine.model, onnx_path, read_with, texts, [truth[p] for p in read], score.accuracy,
+                        calib_dir, calib_count, int8_weight_bits, dynamic)
     print(score.summary())
     return score
 

@@ -43,13 +43,18 @@ def two_rows_arg(value):
 
 
 def add_two_rows_flag(parser, auto=False):
-    """--two_rows, the same for every script that reads plates (lprnet.preprocess.join_rows); `auto` for the
-    scripts that can read a crop a second time (lprnet.evaluate.reread_two_row_plates)."""
-    parser.add_argument("--two_rows", type=two_rows_arg if auto else str2bool, default=False,
-                        help="the images are two-row plates (rear plates of trucks and buses): their rows are "
-                             "joined into one before reading (True/False" + (
-                                 "; auto: only where reading one row gives no valid plate and joining them does, "
-                                 "for crops at least 0.4 times as high as wide)" if auto else ")"))
+    """--two_rows, the same for every script that reads plates (lprnet.preprocess.join_rows). `auto`, the default
+    of the scripts that can read a crop a second time (lprnet.evaluate.reread_two_row_plates), never changes a
+    valid reading, so it cannot lose a right one; the benchmarks, which read each set one way, default to False."""
+    help_text = ("the images are two-row plates (rear plates of trucks and buses): their rows are joined into one "
+                 "before reading (True/False")
+    if auto:
+        parser.add_argument("--two_rows", type=two_rows_arg, default="auto",
+                            help=help_text + "/auto; default auto: only crops at least 0.4 times as high as wide "
+                                 "whose one-row reading is no valid plate are read joined, and kept where that "
+                                 "gives a valid plate)")
+    else:
+        parser.add_argument("--two_rows", type=str2bool, default=False, help=help_text + ")")
 
 
 def parse_size(text, min_w=1, min_h=1):

@@ -249,8 +249,8 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
     return paths, font
 
 
-def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", plate_rules=False, two_rows=False,
-        log=print):
+def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", plate_rules=False,
+        two_rows="auto", log=print):
     """Recognise every image under `imgpath` with the engine `open_engine()` builds for `model`.
 
     Returns (list of Result, summary dict). The last line printed is `summary {json}`; img_per_s counts

@@ -25,7 +25,8 @@ def test_two_rows_takes_auto_only_where_the_script_can_read_twice(capsys):
     add_two_rows_flag(reading, auto=True)
     add_two_rows_flag(benchmark)
     assert [reading.parse_args(["--two_rows", v]).two_rows for v in ("True", "no", "AUTO")] == [True, False, "auto"]
-    assert reading.parse_args([]).two_rows is False and benchmark.parse_args(["--two_rows", "1"]).two_rows is True
+    assert reading.parse_args([]).two_rows == "auto" and benchmark.parse_args([]).two_rows is False
+    assert benchmark.parse_args(["--two_rows", "1"]).two_rows is True
     with pytest.raises(SystemExit):
         reading.parse_args(["--two_rows", "maybe"])
     assert "expected True, False or auto, got 'maybe'" in capsys.readouterr().err

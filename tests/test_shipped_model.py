@@ -87,27 +87,37 @@ def test_windows_without_a_plate_never_read_as_a_confident_plate():
 
 def test_the_shipped_model_reads_two_row_plates_once_their_rows_are_joined(tmp_path, capsys):
     """Rear plates of trucks and buses, as photographed (generated, 94x48): test.py and the ORT script read
-    them with --two_rows True; squeezed into 94x24 as they are, no plate reads."""
+    them with --two_rows True, and by default (auto) among one-row plates; squeezed into 94x24 as they are
+    (--two_rows False), no plate reads."""
     try:
         generate(num=100, savepath=str(tmp_path), types="yellow_double", seed=31, join_rows=False, log=lambda *a: None)
     except FontError as e:
         pytest.skip(f"no system fonts for rendering ({e})")
     model, onnx = str(ROOT / "model" / "lprnet.pth"), str(ROOT / "model" / "LPRNet.onnx")
     joined = load_script("test.py").run(model, str(tmp_path), two_rows=True)
-    squeezed = load_script("test.py").run(model, str(tmp_path))
+    squeezed = load_script("test.py").run(model, str(tmp_path), two_rows=False)
     _, summary = load_script("LPRNet_ORT_infer.py").run(onnx, str(tmp_path), two_rows=True)
     capsys.readouterr()
     assert joined.total == 100 and joined.accuracy >= TWO_ROW_ACCURACY
     assert summary["correct"] == joined.correct and summary["two_rows"] is True
     assert squeezed.correct == 0
 
-    # the demo images beside them, and --two_rows auto: two-row crops whose one-row reading is no plate are read
-    # again with their rows joined; every one-row demo image keeps its right reading
+    # the demo images beside them, and the default --two_rows auto: two-row crops whose one-row reading is no plate
+    # are read again with their rows joined; every one-row demo image keeps its right reading. The exported fp32
+    # and int8 models read the crops the same way as torch.
     for path in (ROOT / "imgs").glob("*.jpg"):
         (tmp_path / path.name).write_bytes(path.read_bytes())
-    mixed = load_script("test.py").run(model, str(tmp_path), two_rows="auto")
-    results, summary = load_script("LPRNet_ORT_infer.py").run(onnx, str(tmp_path), two_rows="auto")
+    out = tmp_path / "out"
+    mixed = load_script("test.py").run(model, str(tmp_path), export_onnx=True, dynamic=True,
+                                       onnx_path=str(out / "m.onnx"), int8=True, calib_dir=str(ROOT / "imgs"))
+    printed = capsys.readouterr().out
+    results, summary = load_script("LPRNet_ORT_infer.py").run(onnx, str(tmp_path))
     capsys.readouterr()
     right = {Path(r.file).name for r in results if r.correct}
-    assert {p.name for p in (ROOT / "imgs").glob("*.jpg")} <= right
+    assert {p.name for p in (ROOT / "imgs").glob("*.jpg")} <= right and summary["two_rows"] == "auto"
     assert mixed.total == 112 and mixed.correct == summary["correct"] >= 12 + 0.8 * joined.correct
+    joined_count = int(re.search(r"--two_rows auto: (\d+) crops read as two-row plates", printed).group(1))
+    assert 0.8 * joined.correct <= joined_count <= 100
+    assert "ONNX Runtime agrees with torch on all 112 plates" in printed
+    int8_differ = re.search(r"vs torch, (\d+)/112 plates read differently", printed)
+    assert int8_differ and int(int8_differ.group(1)) <= 11
