@@ -47,8 +47,8 @@ def read_crops(engine, paths, plates, batch_size, plate_rules, two_rows):
     """Readings of every crop, the same way for every engine: as one row, then (`two_rows` auto) the high crops
     that gave no valid plate joined. Returns (readings, how many of them are joined readings)."""
     readings = read_readings(engine, plates, batch_size, plate_rules)
-    joined = reread_two_row_plates(engine, paths, readings, batch_size, plate_rules) if two_rows == "auto" else 0
-    return readings, joined
+    joined = reread_two_row_plates(engine, paths, readings, batch_size, plate_rules) if two_rows == "auto" else []
+    return readings, len(joined)
 
 
 def check_onnx_parity(onnx_path, read, expected):

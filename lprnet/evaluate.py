@@ -73,7 +73,7 @@ def reread_two_row_plates(engine, paths, readings, batch_size, plate_rules=False
     """--two_rows auto: the crops among `paths` read as one row (`readings`, updated in place) that gave no valid
     plate and are high enough to be two-row plates are read again with their rows joined; the joined reading is
     kept where it is a valid plate. A valid reading, which every right reading of a labelled plate is, never
-    changes. Returns how many readings changed."""
+    changes. Returns the indices of the readings that changed (now joined readings)."""
     retry, plates = [], []
     for i, (path, (text, _)) in enumerate(zip(paths, readings)):
         if is_plate(text):
@@ -85,12 +85,12 @@ def reread_two_row_plates(engine, paths, readings, batch_size, plate_rules=False
         if img.shape[0] >= TWO_ROW_MIN_ASPECT * img.shape[1]:
             retry.append(i)
             plates.append(to_plate(img, two_rows=True))
-    changed = 0
+    changed = []
     if plates:
         for i, joined in zip(retry, read_readings(engine, np.stack(plates), batch_size, plate_rules)):
             if is_plate(joined[0]):
                 readings[i] = joined
-                changed += 1
+                changed.append(i)
     return changed
 
 

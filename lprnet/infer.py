@@ -36,7 +36,7 @@ KNOWN_FONT_FILES = (  # where fc-list is missing (Windows, macOS, minimal images
     "/System/Library/Fonts/PingFang.ttc",
     "/System/Library/Fonts/STHeiti Medium.ttc",
 )
-OUTPUT_FIELDS = ("file", "plate", "confidence", "label", "correct", "error")
+OUTPUT_FIELDS = ("file", "plate", "confidence", "two_rows", "label", "correct", "error")
 
 
 def add_io_args(parser):
@@ -60,6 +60,7 @@ class Result:
     label: Optional[str] = None  # the plate the file name carries, if it carries one
     error: Optional[str] = None  # why the image was skipped
     confidence: Optional[float] = None  # of the least sure character read (lprnet.preprocess.decode_plates)
+    two_rows: bool = False  # read with its two rows joined (--two_rows True, or auto's second reading)
 
     @property
     def correct(self):
@@ -107,7 +108,8 @@ def result_line(result, marks):
         return f"skipped {result.file}: {result.error}"
     confidence = "" if result.confidence is None else f"  {result.confidence:.2f}"
     mark = "" if result.correct is None else f"  {marks[0] if result.correct else marks[1]}"
-    return f"{result.file}  {result.plate or '(none)'}{confidence}{mark}"
+    joined = "  (two rows)" if result.two_rows else ""
+    return f"{result.file}  {result.plate or '(none)'}{confidence}{joined}{mark}"
 
 
 def fontconfig_cjk_fonts():
@@ -274,20 +276,27 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
             t0 = time.perf_counter()
             try:
                 readings = decode_plates(engine(to_input(np.stack(plates))), plate_rules)
+                read = [r for r in batch if not r.error]
                 if two_rows == "auto":
-                    reread_two_row_plates(engine, [r.file for r in batch if not r.error], readings, batch_size,
-                                          plate_rules)
+                    joined = reread_two_row_plates(engine, [r.file for r in read], readings, batch_size, plate_rules)
+                else:
+                    joined = range(len(read)) if two_rows else []
             except EngineError as e:
                 fatal(str(e))
             seconds += time.perf_counter() - t0
-            for result, (text, confidence) in zip((r for r in batch if not r.error), readings):
+            for result, (text, confidence) in zip(read, readings):
                 result.plate, result.confidence = text, round(confidence, 4)
+            for i in joined:
+                read[i].two_rows = True
         for result in batch:
             log(result_line(result, marks))
         if save_vis:
             save_visualisations(batch, images, save_vis, imgpath, font, log)
         results += batch
 
+    joined = sum(r.two_rows for r in results)
+    if two_rows == "auto" and joined:
+        log(f"--two_rows auto: {joined} crops read as two-row plates")
     summary, score = summarise(results, seconds, engine, batch_size)
     summary["plate_rules"], summary["two_rows"] = plate_rules, two_rows
     if output:

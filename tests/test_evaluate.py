@@ -26,11 +26,11 @@ def test_two_rows_auto_rereads_only_high_crops_whose_reading_is_no_plate(tmp_pat
             write_image(paths[-1], np.full(shape + (3,), 128, np.uint8))
     readings = [("皖A1234", 0.9), ("皖A1234", 0.9), ("苏B12345", 0.4), ("皖A1", 0.2)]
     engine = engine_reading("皖A12345")
-    assert reread_two_row_plates(engine, paths, readings, batch_size=8) == 1
+    assert reread_two_row_plates(engine, paths, readings, batch_size=8) == [0]
     assert readings[0][0] == "皖A12345" and readings[1:] == [("皖A1234", 0.9), ("苏B12345", 0.4), ("皖A1", 0.2)]
     assert engine.seen == 1  # the flat crop, the valid reading and the unreadable file are not read again
 
     still_no_plate = engine_reading("皖A12")
     readings = [("皖A1234", 0.9)]
-    assert reread_two_row_plates(still_no_plate, paths[:1], readings, batch_size=8) == 0
+    assert reread_two_row_plates(still_no_plate, paths[:1], readings, batch_size=8) == []
     assert readings == [("皖A1234", 0.9)]  # a joined reading that is no plate either is not taken

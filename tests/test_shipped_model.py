@@ -112,12 +112,16 @@ def test_the_shipped_model_reads_two_row_plates_once_their_rows_are_joined(tmp_p
                                        onnx_path=str(out / "m.onnx"), int8=True, calib_dir=str(ROOT / "imgs"))
     printed = capsys.readouterr().out
     results, summary = load_script("LPRNet_ORT_infer.py").run(onnx, str(tmp_path))
-    capsys.readouterr()
+    lines = capsys.readouterr().out.splitlines()
+    demo = {p.name for p in (ROOT / "imgs").glob("*.jpg")}
     right = {Path(r.file).name for r in results if r.correct}
-    assert {p.name for p in (ROOT / "imgs").glob("*.jpg")} <= right and summary["two_rows"] == "auto"
+    assert demo <= right and summary["two_rows"] == "auto"
+    joined_files = {Path(r.file).name for r in results if r.two_rows}  # marked on the console and in --output
     assert mixed.total == 112 and mixed.correct == summary["correct"] >= 12 + 0.8 * joined.correct
     joined_count = int(re.search(r"--two_rows auto: (\d+) crops read as two-row plates", printed).group(1))
-    assert 0.8 * joined.correct <= joined_count <= 100
+    assert 0.8 * joined.correct <= joined_count <= 100 and len(joined_files) == joined_count
+    assert not joined_files & demo and f"--two_rows auto: {joined_count} crops read as two-row plates" in lines
+    assert sum(line.endswith("(two rows)  ✓") or line.endswith("(two rows)  ✗") for line in lines) == joined_count
     assert "ONNX Runtime agrees with torch on all 112 plates" in printed
     int8_differ = re.search(r"vs torch, (\d+)/112 plates read differently", printed)
     assert int8_differ and int(int8_differ.group(1)) <= 11
