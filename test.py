@@ -54,7 +54,8 @@ def read_crops(engine, paths, plates, batch_size, plate_rules, two_rows):
 def check_onnx_parity(onnx_path, read, expected):
     """`read(engine)`: read_crops for the crops torch read as `expected`."""
     engine = OrtEngine(onnx_path)
-    got = [text for text, _ in read(engine)[0]]
+    readings, _ = read(engine)
+    got = [text for text, _ in readings]
     differ = sum(a != b for a, b in zip(got, expected))
     batch = engine.fixed_batch or "dynamic"
     if differ:
@@ -74,7 +75,8 @@ def export_int8(model, onnx_path, read, expected, labels, torch_accuracy, calib_
         calibration = calibration_plates(calib_dir, calib_count)
         quantize_to_onnx(model, path, calibration, dynamic=dynamic, weight_bits=bits)
         engine = OrtEngine(path)
-        got = [text for text, _ in read(engine)[0]]
+        readings, _ = read(engine)
+        got = [text for text, _ in readings]
     except (QuantizeError, EngineError) as e:
         sys.exit(f"error: {e}")
     engine.report_warnings()
