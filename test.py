@@ -13,7 +13,7 @@ import time
 from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
-from lprnet.evaluate import Score, labelled_images, read_readings, reread_two_row_plates
+from lprnet.evaluate import Score, labelled_images, read_readings, reread_two_row_plates, two_row_note
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError
 from lprnet.preprocess import load_plates
@@ -44,11 +44,14 @@ def parse_opt(argv=None):
 
 
 def read_crops(engine, paths, plates, batch_size, plate_rules, two_rows):
-    """Readings of every crop, the same way for every engine: as one row, then (`two_rows` auto) the high crops
-    that gave no valid plate joined. Returns (readings, how many of them are joined readings)."""
+    """Readings of every crop, the same way for every engine: `plates` as they are (joined where `two_rows` is
+    True), then read again from `paths` where reread_two_row_plates says so (`two_rows` True or auto). Returns
+    (readings, how many of them changed so)."""
     readings = read_readings(engine, plates, batch_size, plate_rules)
-    joined = reread_two_row_plates(engine, paths, readings, batch_size, plate_rules) if two_rows == "auto" else []
-    return readings, len(joined)
+    if not two_rows:
+        return readings, 0
+    changed = reread_two_row_plates(engine, paths, readings, batch_size, plate_rules, joined=two_rows is True)
+    return readings, len(changed)
 
 
 def check_onnx_parity(onnx_path, read, expected):
@@ -112,10 +115,10 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     t0 = time.time()
     read_with = functools.partial(read_crops, paths=read, plates=plates, batch_size=batch_size,
                                   plate_rules=plate_rules, two_rows=two_rows)
-    readings, joined = read_with(engine)
+    readings, changed = read_with(engine)
     seconds = time.time() - t0
-    if joined:
-        print(f"--two_rows auto: {joined} crops read as two-row plates")
+    if changed:
+        print(two_row_note(two_rows, changed))
     texts = [text for text, _ in readings]  # what the exported models must read alike
 
     score = Score()

@@ -65,10 +65,10 @@ def bounding_corners(quad):
     return np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
 
 
-def box_crop(img, corners, two_rows=False):
+def box_crop(img, corners, two_rows=False, trim=0.0):
     """The axis-aligned box around `corners` in whole pixels, as a detector's box is cut out, made the 94x24
-    plate the model reads by the contract's own resize (`two_rows`: joining its rows first). Parts of the box
-    outside the image repeat its border."""
+    plate the model reads by the contract's own resize (`two_rows`: joining its rows first, trimmed by `trim`).
+    Parts of the box outside the image repeat its border."""
     h, w = img.shape[:2]
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.maximum(np.ceil(corners.max(axis=0)).astype(int), (x0 + 1, y0 + 1))
@@ -76,7 +76,7 @@ def box_crop(img, corners, two_rows=False):
     if any(pad):
         img = cv2.copyMakeBorder(img, *pad, cv2.BORDER_REPLICATE)
         x0, x1, y0, y1 = x0 + pad[2], x1 + pad[2], y0 + pad[0], y1 + pad[0]
-    return to_plate(img[y0:y1, x0:x1], two_rows)
+    return to_plate(img[y0:y1, x0:x1], two_rows, trim)
 
 
 def make_window(base, margins=(0, 0, 0, 0), shift=(0, 0), angle=0.0, skew=None):
@@ -115,10 +115,10 @@ def area_shrink(img, points, scale):
     return img, points * np.float32([img.shape[1] / w, img.shape[0] / h])
 
 
-def warp_window(img, window, two_rows=False):
+def warp_window(img, window, two_rows=False, trim=0.0):
     """The window (4 corners) warped to 94x24. A window more than twice that size is first shrunk with area
     averaging, as resize_plate shrinks a crop (training's stored images rarely need it: it is slow).
-    `two_rows`: warped to TWO_ROW_WARP, then its rows joined and resized to 94x24."""
+    `two_rows`: warped to TWO_ROW_WARP, then its rows joined (trimmed by `trim`) and resized to 94x24."""
     window = np.float32(window)
     (w, h), rect = (TWO_ROW_WARP, TWO_ROW_RECT) if two_rows else ((INPUT_W, INPUT_H), OUT_RECT)
     shrink = min(np.linalg.norm(window[1] - window[0]) / w, np.linalg.norm(window[3] - window[0]) / h)
@@ -127,7 +127,7 @@ def warp_window(img, window, two_rows=False):
     # corners are pixel edges (a w-pixel box spans 0..w), warpPerspective maps pixel centres: shift by half a pixel
     m = cv2.getPerspectiveTransform(window - 0.5, rect - 0.5)
     out = cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return to_plate(out, True) if two_rows else out
+    return to_plate(out, True, trim) if two_rows else out
 
 
 def photometric(plate, rng, p):

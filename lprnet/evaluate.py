@@ -5,7 +5,16 @@ import numpy as np
 
 from .charset import LabelError, check_plate, is_plate, label_from_filename
 from .image import ImageError, list_images, read_image
-from .preprocess import TWO_ROW_MIN_ASPECT, decode_plates, greedy_decode, load_plates, to_input, to_plate
+from .preprocess import (
+    TWO_ROW_MIN_ASPECT,
+    TWO_ROW_SURE,
+    TWO_ROW_TRIMS,
+    decode_plates,
+    greedy_decode,
+    load_plates,
+    to_input,
+    to_plate,
+)
 
 
 @dataclass
@@ -69,29 +78,61 @@ def read_readings(engine, plates, batch_size, plate_rules=False):
     return readings
 
 
-def reread_two_row_plates(engine, paths, readings, batch_size, plate_rules=False):
-    """--two_rows auto: the crops among `paths` read as one row (`readings`, updated in place) that gave no valid
-    plate and are high enough to be two-row plates are read again with their rows joined; the joined reading is
-    kept where it is a valid plate. A valid reading, which every right reading of a labelled plate is, never
-    changes. Returns the indices of the readings that changed (now joined readings)."""
+def is_sure_plate(reading):
+    """A (plate, confidence) reading that is a valid plate read at least TWO_ROW_SURE confidently."""
+    text, confidence = reading
+    return is_plate(text) and confidence >= TWO_ROW_SURE
+
+
+def best_two_row_reading(readings):
+    """Of one two-row crop's readings, joined as it is first and then trimmed (TWO_ROW_TRIMS): the first where it
+    is a sure plate, else the most confident valid plate, else the first."""
+    if is_sure_plate(readings[0]):
+        return readings[0]
+    valid = [r for r in readings if is_plate(r[0])]
+    return max(valid, key=lambda r: r[1]) if valid else readings[0]
+
+
+def reread_two_row_plates(engine, paths, readings, batch_size, plate_rules=False, joined=False):
+    """Read again, from their files, the crops among `paths` that may be two-row plates read badly, and keep their
+    best_two_row_reading where it is a valid plate (`readings`, updated in place). Returns the indices of the
+    readings that changed.
+
+    - joined False (--two_rows auto): `readings` are of the crops as one row. Crops at least TWO_ROW_MIN_ASPECT
+      times as high as wide whose reading is no valid plate are read joined, as they are and trimmed. A valid
+      reading, which every right reading of a labelled plate is, never changes.
+    - joined True (--two_rows True): `readings` are of the crops joined; those that are no sure plate are read
+      trimmed too.
+    """
+    trims = TWO_ROW_TRIMS if joined else (0.0,) + TWO_ROW_TRIMS
     retry, plates = [], []
-    for i, (path, (text, _)) in enumerate(zip(paths, readings)):
-        if is_plate(text):
+    for i, (path, reading) in enumerate(zip(paths, readings)):
+        if is_sure_plate(reading) if joined else is_plate(reading[0]):
             continue
         try:
             img = read_image(path)
         except ImageError:
             continue
-        if img.shape[0] >= TWO_ROW_MIN_ASPECT * img.shape[1]:
+        if joined or img.shape[0] >= TWO_ROW_MIN_ASPECT * img.shape[1]:
             retry.append(i)
-            plates.append(to_plate(img, two_rows=True))
+            plates += [to_plate(img, True, trim) for trim in trims]
     changed = []
     if plates:
-        for i, joined in zip(retry, read_readings(engine, np.stack(plates), batch_size, plate_rules)):
-            if is_plate(joined[0]):
-                readings[i] = joined
+        again = read_readings(engine, np.stack(plates), batch_size, plate_rules)
+        for k, i in enumerate(retry):
+            own = [readings[i]] if joined else []  # the joined crop as it is, read already
+            best = best_two_row_reading(own + again[k * len(trims):(k + 1) * len(trims)])
+            if is_plate(best[0]) and best != readings[i]:
+                readings[i] = best
                 changed.append(i)
     return changed
+
+
+def two_row_note(two_rows, changed):
+    """The line the scripts print when reread_two_row_plates changed `changed` readings."""
+    if two_rows == "auto":
+        return f"--two_rows auto: {changed} crops read as two-row plates"
+    return f"--two_rows True: {changed} crops read trimmed (their joined reading as cut was no sure plate)"
 
 
 def read_texts(engine, plates, batch_size, plate_rules=False):

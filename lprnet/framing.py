@@ -6,7 +6,8 @@ variant draws its window from a generator seeded by the plate's index, so every 
 import numpy as np
 
 from .augment import bounding_corners, box_crop, make_window, warp_window
-from .evaluate import read_texts
+from .evaluate import best_two_row_reading, read_readings
+from .preprocess import TWO_ROW_TRIMS
 from .synth import LAYOUT_7, LAYOUT_8
 
 SHIFTED = "shifted (+-10%)"
@@ -14,28 +15,28 @@ SHIFTED = "shifted (+-10%)"
 KEPT_EDGES = (0.25, 0.4, 0.5, 0.6, 0.8)
 
 
-def _tight(img, quad, rng, two_rows):
-    return box_crop(img, quad, two_rows)
+def _tight(img, quad, rng, two_rows, trim):
+    return box_crop(img, quad, two_rows, trim)
 
 
-def _loose(img, quad, rng, two_rows):
-    return box_crop(img, make_window(bounding_corners(quad), rng.uniform(0.05, 0.25, size=4)), two_rows)
+def _loose(img, quad, rng, two_rows, trim):
+    return box_crop(img, make_window(bounding_corners(quad), rng.uniform(0.05, 0.25, size=4)), two_rows, trim)
 
 
 def _shift(rng):
     return rng.uniform(-0.10, 0.10, size=2)
 
 
-def _shifted(img, quad, rng, two_rows):
-    return box_crop(img, make_window(bounding_corners(quad), shift=_shift(rng)), two_rows)
+def _shifted(img, quad, rng, two_rows, trim):
+    return box_crop(img, make_window(bounding_corners(quad), shift=_shift(rng)), two_rows, trim)
 
 
-def _rotated(img, quad, rng, two_rows):
-    return warp_window(img, make_window(bounding_corners(quad), angle=rng.uniform(-8, 8)), two_rows)
+def _rotated(img, quad, rng, two_rows, trim):
+    return warp_window(img, make_window(bounding_corners(quad), angle=rng.uniform(-8, 8)), two_rows, trim)
 
 
-def _rectified(img, quad, rng, two_rows):
-    return warp_window(img, quad, two_rows)
+def _rectified(img, quad, rng, two_rows, trim):
+    return warp_window(img, quad, two_rows, trim)
 
 
 VARIANTS = {
@@ -52,11 +53,11 @@ def plate_rng(seed, i):
     return np.random.default_rng((seed, i))
 
 
-def crops(samples, variant, seed=0, two_rows=False):
+def crops(samples, variant, seed=0, two_rows=False, trim=0.0):
     """uint8 [N, 24, 94, 3]: every sample cropped by `variant`; the rows of two-row plates (`two_rows`: every
-    plate; else those the boxes.tsv marks) are joined."""
+    plate; else those the boxes.tsv marks) are joined, the crop trimmed by `trim` first."""
     make = VARIANTS[variant]
-    return np.stack([make(s.image, s.quad, plate_rng(seed, i), two_rows or s.two_rows)
+    return np.stack([make(s.image, s.quad, plate_rng(seed, i), two_rows or s.two_rows, trim)
                      for i, s in enumerate(samples)])
 
 
@@ -64,8 +65,14 @@ def read_right(engine, samples, variant, batch_size=256, seed=0, plate_rules=Fal
     """bool [N]: whether the engine reads each sample, cropped by `variant`, as its text."""
     if not samples:
         return np.zeros(0, dtype=bool)
-    texts = read_texts(engine, crops(samples, variant, seed, two_rows), batch_size, plate_rules)
-    return np.array([t == s.text for t, s in zip(texts, samples)], dtype=bool)
+    readings = read_readings(engine, crops(samples, variant, seed, two_rows), batch_size, plate_rules)
+    two_row = [i for i, s in enumerate(samples) if two_rows or s.two_rows]
+    if two_row:  # read trimmed too and chosen from as the scripts do (lprnet.evaluate.reread_two_row_plates)
+        trimmed = [read_readings(engine, crops(samples, variant, seed, two_rows, trim), batch_size, plate_rules)
+                   for trim in TWO_ROW_TRIMS]
+        for i in two_row:
+            readings[i] = best_two_row_reading([readings[i]] + [r[i] for r in trimmed])
+    return np.array([text == s.text for (text, _), s in zip(readings, samples)], dtype=bool)
 
 
 def readings(engine, sets, batch_size=256, seed=0, plate_rules=False, two_rows=False):

@@ -20,7 +20,7 @@ import numpy as np
 from .charset import LabelError, check_plate, label_from_filename
 from .cli import add_plate_rules_flag, add_two_rows_flag
 from .engines import EngineError
-from .evaluate import Score, reread_two_row_plates
+from .evaluate import Score, reread_two_row_plates, two_row_note
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
 from .preprocess import INPUT_W, decode_plates, read_plates, to_input
 
@@ -251,6 +251,20 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
     return paths, font
 
 
+def recognise(engine, read, plates, batch_size, plate_rules, two_rows):
+    """Fill in the plate, confidence and two_rows of the `read` results, whose images are `plates`; returns how
+    many readings reread_two_row_plates changed (--two_rows True or auto)."""
+    readings = decode_plates(engine(to_input(np.stack(plates))), plate_rules)
+    changed = set()
+    if two_rows:
+        changed = set(reread_two_row_plates(engine, [r.file for r in read], readings, batch_size, plate_rules,
+                                            joined=two_rows is True))
+    for i, (result, (text, confidence)) in enumerate(zip(read, readings)):
+        result.plate, result.confidence = text, round(confidence, 4)
+        result.two_rows = two_rows is True or i in changed
+    return len(changed)
+
+
 def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", plate_rules=False,
         two_rows="auto", log=print):
     """Recognise every image under `imgpath` with the engine `open_engine()` builds for `model`.
@@ -269,34 +283,25 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
         log(f"note: the model takes batches of {engine.fixed_batch}: reading {engine.fixed_batch} images at a time")
         batch_size = engine.fixed_batch
     marks = result_marks(getattr(sys.stdout, "encoding", None))
-    results, seconds = [], 0.0
+    results, seconds, reread = [], 0.0, 0
     for start in range(0, len(paths), batch_size):
         batch, plates, images = read_batch(paths[start:start + batch_size], bool(save_vis), two_rows is True)
         if plates:
             t0 = time.perf_counter()
             try:
-                readings = decode_plates(engine(to_input(np.stack(plates))), plate_rules)
-                read = [r for r in batch if not r.error]
-                if two_rows == "auto":
-                    joined = reread_two_row_plates(engine, [r.file for r in read], readings, batch_size, plate_rules)
-                else:
-                    joined = range(len(read)) if two_rows else []
+                reread += recognise(engine, [r for r in batch if not r.error], plates, batch_size, plate_rules,
+                                    two_rows)
             except EngineError as e:
                 fatal(str(e))
             seconds += time.perf_counter() - t0
-            for result, (text, confidence) in zip(read, readings):
-                result.plate, result.confidence = text, round(confidence, 4)
-            for i in joined:
-                read[i].two_rows = True
         for result in batch:
             log(result_line(result, marks))
         if save_vis:
             save_visualisations(batch, images, save_vis, imgpath, font, log)
         results += batch
 
-    joined = sum(r.two_rows for r in results)
-    if two_rows == "auto" and joined:
-        log(f"--two_rows auto: {joined} crops read as two-row plates")
+    if reread:
+        log(two_row_note(two_rows, reread))
     summary, score = summarise(results, seconds, engine, batch_size)
     summary["plate_rules"], summary["two_rows"] = plate_rules, two_rows
     if output:

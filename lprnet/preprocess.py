@@ -22,6 +22,11 @@ MEAN, SCALE = 127.5, 0.0078125
 UPPER_ROW, LOWER_ROW = (0.0, 0.42, 0.2, 0.8), (0.33, 1.0, 0.02, 0.98)
 ROW_WIDTHS = (122, 312)
 TWO_ROW_MIN_ASPECT = 0.4  # height / width: a two-row plate's box ~0.5, most one-row boxes less (--two_rows auto)
+# The rows are cut at fixed fractions of the box, which a loose box moves off the rows: a joined reading that is no
+# sure plate (a valid one at least TWO_ROW_SURE confident) is read again with the crop trimmed by these fractions of
+# its height and width on each side, as if its box were tighter (lprnet.evaluate.best_two_row_reading).
+TWO_ROW_TRIMS = (0.06, 0.12)
+TWO_ROW_SURE = 0.5
 
 
 def resize_plate(img):
@@ -32,9 +37,13 @@ def resize_plate(img):
     return cv2.resize(img, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def join_rows(img):
-    """A crop of a two-row plate -> the same plate in one row (upper row left of the lower one), as LPRNet reads it."""
+def join_rows(img, trim=0.0):
+    """A crop of a two-row plate -> the same plate in one row (upper row left of the lower one), as LPRNet reads it.
+    `trim`: the crop first loses this fraction of its height and of its width on each side."""
     h, w = img.shape[:2]
+    if trim:
+        img = img[round(trim * h):h - round(trim * h), round(trim * w):w - round(trim * w)]
+        h, w = img.shape[:2]
     height = max(INPUT_H, round(h * (LOWER_ROW[1] - LOWER_ROW[0])))
     rows = []
     for (y0, y1, x0, x1), width in zip((UPPER_ROW, LOWER_ROW), ROW_WIDTHS):
@@ -44,9 +53,10 @@ def join_rows(img):
     return np.hstack(rows)
 
 
-def to_plate(img, two_rows=False):
-    """A BGR crop -> the 24x94 uint8 plate the model reads; `two_rows`: the crop is of a two-row plate."""
-    return resize_plate(join_rows(img) if two_rows else img)
+def to_plate(img, two_rows=False, trim=0.0):
+    """A BGR crop -> the 24x94 uint8 plate the model reads; `two_rows`: the crop is of a two-row plate (and
+    `trim`, how much join_rows trims it)."""
+    return resize_plate(join_rows(img, trim) if two_rows else img)
 
 
 def to_input(plates):

@@ -1,7 +1,7 @@
 import numpy as np
 
 from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
-from lprnet.evaluate import reread_two_row_plates
+from lprnet.evaluate import best_two_row_reading, reread_two_row_plates
 from lprnet.image import write_image
 
 
@@ -28,9 +28,29 @@ def test_two_rows_auto_rereads_only_high_crops_whose_reading_is_no_plate(tmp_pat
     engine = engine_reading("皖A12345")
     assert reread_two_row_plates(engine, paths, readings, batch_size=8) == [0]
     assert readings[0][0] == "皖A12345" and readings[1:] == [("皖A1234", 0.9), ("苏B12345", 0.4), ("皖A1", 0.2)]
-    assert engine.seen == 1  # the flat crop, the valid reading and the unreadable file are not read again
+    assert engine.seen == 3  # joined as it is and trimmed twice; the flat crop, the valid reading and the
+    # unreadable file are not read again
 
     still_no_plate = engine_reading("皖A12")
     readings = [("皖A1234", 0.9)]
     assert reread_two_row_plates(still_no_plate, paths[:1], readings, batch_size=8) == []
     assert readings == [("皖A1234", 0.9)]  # a joined reading that is no plate either is not taken
+
+
+def test_two_rows_true_rereads_trimmed_only_the_crops_read_no_sure_plate(tmp_path):
+    paths = []
+    for name in ("sure", "unsure", "no_plate"):
+        paths.append(str(tmp_path / f"{name}.png"))
+        write_image(paths[-1], np.full((48, 94, 3), 128, np.uint8))
+    readings = [("皖A12345", 0.9), ("皖A12346", 0.3), ("皖A1", 0.9)]  # read joined as cut
+    engine = engine_reading("苏B12345")  # a valid plate, read with confidence ~0.04 trimmed
+    assert reread_two_row_plates(engine, paths, readings, batch_size=8, joined=True) == [2]
+    assert engine.seen == 4  # the two crops that were no sure plate, each trimmed twice
+    assert readings[:2] == [("皖A12345", 0.9), ("皖A12346", 0.3)]  # the more confident valid reading stays
+    assert readings[2][0] == "苏B12345"  # only the trimmed crops read a plate
+
+
+def test_best_two_row_reading_keeps_a_sure_first_reading_else_takes_the_most_confident_plate():
+    assert best_two_row_reading([("皖A12345", 0.6), ("苏B12345", 0.95)]) == ("皖A12345", 0.6)
+    assert best_two_row_reading([("皖A12345", 0.4), ("苏B12345", 0.45), ("皖A1", 0.99)]) == ("苏B12345", 0.45)
+    assert best_two_row_reading([("皖A1", 0.3), ("皖A12", 0.9)]) == ("皖A1", 0.3)

@@ -71,6 +71,13 @@ def test_two_rows_are_joined_upper_row_first_as_wide_as_a_one_row_plates_charact
     assert join_rows(np.zeros((1, 1, 3), np.uint8)).shape[0] == 24  # tiny crops join too
 
 
+def test_a_trimmed_two_row_crop_loses_the_same_share_of_each_side_before_joining():
+    loose = np.random.default_rng(0).integers(0, 256, (50, 100, 3), dtype=np.uint8)
+    assert np.array_equal(join_rows(loose, trim=0.12), join_rows(loose[6:44, 12:88]))
+    assert np.array_equal(join_rows(loose, trim=0.0), join_rows(loose))
+    assert join_rows(np.zeros((2, 2, 3), np.uint8), trim=0.12).shape[0] == 24
+
+
 def test_preprocess_joins_rows_for_all_images_or_the_ones_marked():
     plate = two_row_plate()
     both = preprocess([plate, plate], two_rows=[True, False])
