@@ -107,7 +107,8 @@ def reread_two_row_plates(engine, paths, readings, batch_size, plate_rules=False
     trims = TWO_ROW_TRIMS if joined else (0.0,) + TWO_ROW_TRIMS
     retry, plates = [], []
     for i, (path, reading) in enumerate(zip(paths, readings)):
-        if is_sure_plate(reading) if joined else is_plate(reading[0]):
+        settled = is_sure_plate(reading) if joined else is_plate(reading[0])
+        if settled:
             continue
         try:
             img = read_image(path)
