@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .charset import LabelError, check_plate, is_plate, label_from_filename
-from .image import ImageError, list_images, read_image
+from .image import ImageError, list_images, read_image, to_bgr8
 from .preprocess import (
     TWO_ROW_MIN_ASPECT,
     TWO_ROW_SURE,
@@ -93,10 +93,10 @@ def best_two_row_reading(readings):
     return max(valid, key=lambda r: r[1]) if valid else readings[0]
 
 
-def reread_two_row_plates(engine, paths, readings, batch_size, plate_rules=False, joined=False):
-    """Read again, from their files, the crops among `paths` that may be two-row plates read badly, and keep their
-    best_two_row_reading where it is a valid plate (`readings`, updated in place). Returns the indices of the
-    readings that changed.
+def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False, joined=False):
+    """Read again the `crops` (image files, or BGR arrays as a detector cuts them) that may be two-row plates
+    read badly, and keep their best_two_row_reading where it is a valid plate (`readings`, updated in place).
+    Returns the indices of the readings that changed.
 
     - joined False (--two_rows auto): `readings` are of the crops as one row. Crops at least TWO_ROW_MIN_ASPECT
       times as high as wide whose reading is no valid plate are read joined, as they are and trimmed. A valid
@@ -106,12 +106,12 @@ def reread_two_row_plates(engine, paths, readings, batch_size, plate_rules=False
     """
     trims = TWO_ROW_TRIMS if joined else (0.0,) + TWO_ROW_TRIMS
     retry, plates = [], []
-    for i, (path, reading) in enumerate(zip(paths, readings)):
+    for i, (crop, reading) in enumerate(zip(crops, readings)):
         settled = is_sure_plate(reading) if joined else is_plate(reading[0])
         if settled:
             continue
         try:
-            img = read_image(path)
+            img = to_bgr8(crop) if isinstance(crop, np.ndarray) else read_image(crop)
         except ImageError:
             continue
         if joined or img.shape[0] >= TWO_ROW_MIN_ASPECT * img.shape[1]:

@@ -36,6 +36,10 @@ def test_two_rows_auto_rereads_only_high_crops_whose_reading_is_no_plate(tmp_pat
     assert reread_two_row_plates(still_no_plate, paths[:1], readings, batch_size=8) == []
     assert readings == [("皖A1234", 0.9)]  # a joined reading that is no plate either is not taken
 
+    arrays = [np.full((48, 94), 128, np.uint8), np.full((24, 94, 3), 128, np.uint8)]  # crops in memory, gray too
+    readings = [("皖A1234", 0.9), ("皖A1234", 0.9)]
+    assert reread_two_row_plates(engine_reading("皖A12345"), arrays, readings, batch_size=8) == [0]
+
 
 def test_two_rows_true_rereads_trimmed_only_the_crops_read_no_sure_plate(tmp_path):
     paths = []
