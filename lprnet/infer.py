@@ -270,7 +270,8 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
     """Recognise every image under `imgpath` with the engine `open_engine()` builds for `model`.
 
     Returns (list of Result, summary dict). The last line printed is `summary {json}`; img_per_s counts
-    the model's work (preprocessed batch to text), not file reading.
+    the model's work (preprocessed batch to text), not file reading, except the files reread_two_row_plates
+    reads again (few, but every two-row plate under the default --two_rows auto).
     """
     paths, font = check_options(model, imgpath, batch_size, output, save_vis, font)
     try:
