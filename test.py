@@ -13,7 +13,7 @@ import time
 from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
-from lprnet.evaluate import Score, labelled_images, read_readings, reread_two_row_plates, two_row_note
+from lprnet.evaluate import Score, labelled_images, read_crops, two_row_note
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError
 from lprnet.preprocess import load_plates
@@ -41,17 +41,6 @@ def parse_opt(argv=None):
     add_plate_rules_flag(p)
     add_two_rows_flag(p, auto=True)
     return p.parse_args(argv)
-
-
-def read_crops(engine, paths, plates, batch_size, plate_rules, two_rows):
-    """Readings of every crop, the same way for every engine: `plates` as they are (joined where `two_rows` is
-    True), then read again from `paths` where reread_two_row_plates says so (`two_rows` True or auto). Returns
-    (readings, how many of them changed so)."""
-    readings = read_readings(engine, plates, batch_size, plate_rules)
-    if not two_rows:
-        return readings, 0
-    changed = reread_two_row_plates(engine, paths, readings, batch_size, plate_rules, joined=two_rows is True)
-    return readings, len(changed)
 
 
 def check_onnx_parity(onnx_path, read, expected):
@@ -113,12 +102,12 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     read, plates, unreadable = load_plates(paths, two_rows=two_rows is True)
     truth = dict(zip(paths, labels))
     t0 = time.time()
-    read_with = functools.partial(read_crops, paths=read, plates=plates, batch_size=batch_size,
-                                  plate_rules=plate_rules, two_rows=two_rows)
+    read_with = functools.partial(read_crops, crops=read, plates=plates, batch_size=batch_size,
+                                  plate_rules=plate_rules, two_rows=two_rows)  # every engine reads alike
     readings, changed = read_with(engine)
     seconds = time.time() - t0
     if changed:
-        print(two_row_note(two_rows, changed))
+        print(two_row_note(two_rows, len(changed)))
     texts = [text for text, _ in readings]  # what the exported models must read alike
 
     score = Score()

@@ -129,6 +129,16 @@ def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False
     return changed
 
 
+def read_crops(engine, crops, plates, batch_size, plate_rules=False, two_rows=False):
+    """Every crop's reading the way the scripts read it: `plates` (the `crops` made 94x24, joined where `two_rows`
+    is True) read, then read again where reread_two_row_plates says so (`two_rows` True or "auto"). Returns
+    (readings, indices of the readings that re-reading changed)."""
+    readings = read_readings(engine, plates, batch_size, plate_rules)
+    if not two_rows:
+        return readings, []
+    return readings, reread_two_row_plates(engine, crops, readings, batch_size, plate_rules, joined=two_rows is True)
+
+
 def two_row_note(two_rows, changed):
     """The line the scripts print when reread_two_row_plates changed `changed` readings."""
     if two_rows == "auto":

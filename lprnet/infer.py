@@ -20,9 +20,9 @@ import numpy as np
 from .charset import LabelError, check_plate, label_from_filename
 from .cli import add_plate_rules_flag, add_two_rows_flag
 from .engines import EngineError
-from .evaluate import Score, reread_two_row_plates, two_row_note
+from .evaluate import Score, read_crops, two_row_note
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
-from .preprocess import INPUT_W, decode_plates, read_plates, to_input
+from .preprocess import INPUT_W, read_plates
 
 VIS_WIDTH = 4 * INPUT_W  # narrower images are enlarged to this width for --save_vis
 FONT_PREFERENCE = ("wqy-zenhei", "wqy-microhei", "notosanscjk-regular", "notosanscjk", "notosanssc",
@@ -254,11 +254,8 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
 def recognise(engine, read, plates, batch_size, plate_rules, two_rows):
     """Fill in the plate, confidence and two_rows of the `read` results, whose images are `plates`; returns how
     many readings reread_two_row_plates changed (--two_rows True or auto)."""
-    readings = decode_plates(engine(to_input(np.stack(plates))), plate_rules)
-    changed = set()
-    if two_rows:
-        changed = set(reread_two_row_plates(engine, [r.file for r in read], readings, batch_size, plate_rules,
-                                            joined=two_rows is True))
+    readings, changed = read_crops(engine, [r.file for r in read], np.stack(plates), batch_size, plate_rules,
+                                   two_rows)
     for i, (result, (text, confidence)) in enumerate(zip(read, readings)):
         result.plate, result.confidence = text, round(confidence, 4)
         result.two_rows = two_rows is True or i in changed
