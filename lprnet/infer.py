@@ -251,11 +251,11 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
     return paths, font
 
 
-def recognise(engine, read, plates, batch_size, plate_rules, two_rows):
-    """Fill in the plate, confidence and two_rows of the `read` results, whose images are `plates`; returns how
-    many readings reread_two_row_plates changed (--two_rows True or auto)."""
-    readings, changed = read_crops(engine, [r.file for r in read], np.stack(plates), batch_size, plate_rules,
-                                   two_rows)
+def recognise(engine, read, images, plates, batch_size, plate_rules, two_rows):
+    """Fill in the plate, confidence and two_rows of the `read` results, whose images as read are `images` (kept
+    where two-row plates may be read again) and as the model reads them `plates`; returns how many readings
+    reread_two_row_plates changed (--two_rows True or auto)."""
+    readings, changed = read_crops(engine, images, np.stack(plates), batch_size, plate_rules, two_rows)
     for i, (result, (text, confidence)) in enumerate(zip(read, readings)):
         result.plate, result.confidence = text, round(confidence, 4)
         result.two_rows = two_rows is True or i in changed
@@ -267,8 +267,7 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
     """Recognise every image under `imgpath` with the engine `open_engine()` builds for `model`.
 
     Returns (list of Result, summary dict). The last line printed is `summary {json}`; img_per_s counts
-    the model's work (preprocessed batch to text), not file reading, except the files reread_two_row_plates
-    reads again (few, but every two-row plate under the default --two_rows auto).
+    the model's work (preprocessed batch to text), not file reading.
     """
     paths, font = check_options(model, imgpath, batch_size, output, save_vis, font)
     try:
@@ -283,12 +282,13 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
     marks = result_marks(getattr(sys.stdout, "encoding", None))
     results, seconds, reread = [], 0.0, 0
     for start in range(0, len(paths), batch_size):
-        batch, plates, images = read_batch(paths[start:start + batch_size], bool(save_vis), two_rows is True)
+        batch, plates, images = read_batch(paths[start:start + batch_size], bool(save_vis or two_rows),
+                                           two_rows is True)
         if plates:
             t0 = time.perf_counter()
             try:
-                reread += recognise(engine, [r for r in batch if not r.error], plates, batch_size, plate_rules,
-                                    two_rows)
+                reread += recognise(engine, [r for r in batch if not r.error], images, plates, batch_size,
+                                    plate_rules, two_rows)
             except EngineError as e:
                 fatal(str(e))
             seconds += time.perf_counter() - t0
