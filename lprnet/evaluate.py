@@ -4,11 +4,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .charset import LabelError, check_plate, is_plate, label_from_filename
-from .image import ImageError, list_images, read_image, to_bgr8
+from .image import ImageError, list_images, read_image
 from .preprocess import (
     TWO_ROW_MIN_ASPECT,
     TWO_ROW_SURE,
     TWO_ROW_TRIMS,
+    crop_to_bgr8,
     decode_plates,
     greedy_decode,
     load_plates,
@@ -93,10 +94,10 @@ def best_two_row_reading(readings):
     return max(valid, key=lambda r: r[1]) if valid else readings[0]
 
 
-def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False, joined=False):
-    """Read again the `crops` (image files, or BGR arrays as a detector cuts them) that may be two-row plates
-    read badly, and keep their best_two_row_reading where it is a valid plate (`readings`, updated in place).
-    Returns the indices of the readings that changed.
+def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False, joined=False, rgb=False):
+    """Read again the `crops` (image files, or arrays as a detector cuts them: BGR, or RGB with `rgb` as for
+    `preprocess`) that may be two-row plates read badly, and keep their best_two_row_reading where it is a valid
+    plate (`readings`, updated in place). Returns the indices of the readings that changed.
 
     - joined False (--two_rows auto): `readings` are of the crops as one row. Crops at least TWO_ROW_MIN_ASPECT
       times as high as wide whose reading is no valid plate are read joined, as they are and trimmed. A valid
@@ -111,7 +112,7 @@ def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False
         if settled:
             continue
         try:
-            img = to_bgr8(crop) if isinstance(crop, np.ndarray) else read_image(crop)
+            img = crop_to_bgr8(crop, rgb, i) if isinstance(crop, np.ndarray) else read_image(crop)
         except ImageError:
             continue
         if joined or img.shape[0] >= TWO_ROW_MIN_ASPECT * img.shape[1]:

@@ -12,9 +12,12 @@ class ImageError(ValueError):
 
 
 def to_bgr8(img):
-    """Any decoded image (gray, BGRA, 16-bit, float) -> 8-bit 3-channel BGR."""
+    """Any decoded image (gray, BGRA, 16-bit, float) -> 8-bit 3-channel BGR. Float images are 0-255, or 0-1
+    where none is above 1 (as numpy and torch pipelines often keep them)."""
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
+    elif img.dtype.kind == "f":
+        img = np.clip(img * 255 if img.max() <= 1 else img, 0, 255).round().astype(np.uint8)
     elif img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
     if img.ndim == 2:

@@ -69,22 +69,26 @@ def to_input(plates):
 
 
 def preprocess(images, rgb=False, two_rows=False):
-    """A list of BGR images of any size (gray, BGRA and 16-bit ones are converted; RGB/RGBA ones, as PIL gives
-    them, with `rgb`) -> float32 model input [N, 3, 24, 94]. `two_rows`: True where the images are two-row
+    """A list of BGR images of any size (gray, BGRA, 16-bit and float ones are converted; RGB/RGBA ones, as PIL
+    gives them, with `rgb`) -> float32 model input [N, 3, 24, 94]. `two_rows`: True where the images are two-row
     plates, for all of them or one bool per image (as a detector that tells them apart gives). Raises ValueError
     naming the first array that is no image, such as an empty crop."""
     images = list(images)
     two_rows = list(two_rows) if isinstance(two_rows, (list, tuple, np.ndarray)) else [two_rows] * len(images)
     if len(two_rows) != len(images):
         raise ValueError(f"two_rows has {len(two_rows)} values for {len(images)} images")
-    plates = []
-    for i, (img, two) in enumerate(zip(images, two_rows)):
-        img = np.asarray(img)
-        if img.ndim not in (2, 3) or img.size == 0:
-            raise ValueError(f"image {i}: an array of shape {img.shape} is no image (an empty crop?)")
-        img = to_bgr8(img)
-        plates.append(to_plate(np.ascontiguousarray(img[:, :, ::-1]) if rgb else img, two))
+    plates = [to_plate(crop_to_bgr8(img, rgb, i), two) for i, (img, two) in enumerate(zip(images, two_rows))]
     return to_input(np.stack(plates) if plates else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8))
+
+
+def crop_to_bgr8(img, rgb=False, index=0):
+    """A crop given as an array (see `preprocess`) -> 8-bit BGR; raises ValueError naming image `index` where
+    the array is no image."""
+    img = np.asarray(img)
+    if img.ndim not in (2, 3) or img.size == 0 or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"image {index}: an array of shape {img.shape} is no image (an empty crop?)")
+    img = to_bgr8(img)
+    return np.ascontiguousarray(img[:, :, ::-1]) if rgb else img
 
 
 def greedy_decode(logits, plate_rules=False):
@@ -100,6 +104,8 @@ def decode_plates(logits, plate_rules=False):
     (`fit_to_plate`). The confidence: the probability of the least sure character kept, at its most confident
     column (0.0 when nothing is read); blurred, cut or non-plate crops score low.
     """
+    if hasattr(logits, "detach"):  # a torch tensor, maybe on a GPU or still tracking gradients
+        logits = logits.detach().float().cpu().numpy()
     logits = np.asarray(logits, dtype=np.float32)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)

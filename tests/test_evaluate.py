@@ -58,3 +58,18 @@ def test_best_two_row_reading_keeps_a_sure_first_reading_else_takes_the_most_con
     assert best_two_row_reading([("皖A12345", 0.6), ("苏B12345", 0.95)]) == ("皖A12345", 0.6)
     assert best_two_row_reading([("皖A12345", 0.4), ("苏B12345", 0.45), ("皖A1", 0.99)]) == ("苏B12345", 0.45)
     assert best_two_row_reading([("皖A1", 0.3), ("皖A12", 0.9)]) == ("皖A1", 0.3)
+
+
+def test_rgb_crops_are_reread_in_the_colours_preprocess_gives_them():
+    """An engine that reads a plate only where the first input channel (blue in BGR) is the brighter one."""
+    def engine(x):
+        blue = x[:, 0].mean(axis=(1, 2)) > x[:, 2].mean(axis=(1, 2))
+        return np.stack([engine_reading("皖A12345" if b else "皖A1")(x[:1])[0] for b in blue])
+    bgr = np.zeros((48, 94, 3), np.uint8)
+    bgr[..., 0] = 200  # a blue plate, tall as two-row crops are
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    readings = [("皖A1", 0.2)]
+    assert reread_two_row_plates(engine, [rgb], readings, batch_size=8, rgb=True) == [0]
+    assert readings[0][0] == "皖A12345"
+    readings = [("皖A1", 0.2)]
+    assert reread_two_row_plates(engine, [rgb], readings, batch_size=8) == []  # taken as BGR: a red plate

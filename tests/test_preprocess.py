@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
 from lprnet.image import ImageError, read_image, write_image
@@ -49,9 +50,13 @@ def test_gray_bgra_16_bit_and_rgb_crops_read_like_bgr_and_empty_crops_are_named(
     assert preprocess([]).shape == (0, 3, 24, 94)
     rgb, rgba = bgr[:, :, ::-1], cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
     assert np.array_equal(preprocess([rgb, rgba, gray], rgb=True), x[[0, 0, 3]])
+    floats = [bgr.astype(np.float32), bgr.astype(np.float32) / 255]  # 0-255, and 0-1 as torch pipelines keep them
+    assert np.array_equal(preprocess(floats), x[[0, 0]])
     frame = np.zeros((100, 200, 3), np.uint8)
     with pytest.raises(ValueError, match=r"image 1: an array of shape \(0, 40, 3\) is no image \(an empty crop\?\)"):
         preprocess([bgr, frame[150:170, 10:50]])  # a box below the frame
+    with pytest.raises(ValueError, match=r"image 0: an array of shape \(30, 100, 2\) is no image"):
+        preprocess([bgr[:, :, :2]])
 
 
 def two_row_plate(h=100, w=200):
@@ -139,6 +144,8 @@ def test_confidence_is_the_least_sure_character_kept():
     assert decode_plates(extra)[0][1] == pytest.approx(unsure, rel=1e-5)
     assert decode_plates(extra, plate_rules=True)[0] == ("皖AY6876", pytest.approx(sure, rel=1e-5))
     assert decode_plates(one_hot_logits([BLANK] * 18)) == [("", 0.0)]
+    tracked = torch.tensor(reading_logits("皖AY6876"), requires_grad=True)  # a model's output as it comes
+    assert decode_plates(tracked) == decode_plates(reading_logits("皖AY6876"))
 
 
 def test_bad_images_are_skipped_one_line_each(tmp_path):
