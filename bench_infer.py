@@ -22,7 +22,7 @@ import numpy as np
 
 from lprnet.cli import str2bool
 from lprnet.cpu import cpu_description
-from lprnet.device import configure_cpu
+from lprnet.device import DeviceError, configure_cpu
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
 from lprnet.evaluate import Score, labelled_plates, read_texts
 from lprnet.export import export_to_onnx
@@ -218,7 +218,10 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
 
 
 def main(argv=None):
-    return run(**vars(parse_opt(argv)))
+    try:
+        return run(**vars(parse_opt(argv)))
+    except DeviceError as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 
 from lprnet.cpu import cpu_description, cpu_has_fast_bf16
 from lprnet.dataset import PlateDataset, collate, load_samples
-from lprnet.device import SLOW_BF16, configure_cpu, resolve_workers, torch_bf16_error
+from lprnet.device import SLOW_BF16, DeviceError, configure_cpu, resolve_workers, torch_bf16_error
 from lprnet.model import LPRNet
 from lprnet.training import make_optimizer, train_step
 
@@ -77,7 +77,7 @@ def run(imgdir, batch_size=64, steps=30, workers=-1, threads=0):
 def main(argv=None):
     try:
         run(**vars(parse_opt(argv)))
-    except FileNotFoundError as e:
+    except (DeviceError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -43,15 +43,27 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def check_onnx_parity(onnx_path, read, expected):
-    """`read(engine)`: read_crops for the crops torch read as `expected`."""
-    engine = OrtEngine(onnx_path)
-    readings, _ = read(engine)
-    got = [text for text, _ in readings]
-    differ = sum(a != b for a, b in zip(got, expected))
-    batch = engine.fixed_batch or "dynamic"
-    if differ:
-        sys.exit(f"error: {onnx_path} (batch {batch}) disagrees with torch on {differ}/{len(expected)} plates")
+def export_checked(model, onnx_path, dynamic, read, expected):
+    """Export to a temporary .onnx beside `onnx_path` and rename it onto `onnx_path` only once ONNX Runtime reads
+    every crop as torch did (`read(engine)`: read_crops for the crops torch read as `expected`): an export that
+    disagrees never replaces the model there."""
+    folder, name = os.path.split(os.path.abspath(onnx_path))
+    tmp = os.path.join(folder, f".{os.getpid()}.{name}")  # keeps the extension ONNX Runtime wants
+    try:
+        export_to_onnx(model, tmp, dynamic=dynamic)
+        engine = OrtEngine(tmp)
+        readings, _ = read(engine)
+        differ = sum(text != want for (text, _), want in zip(readings, expected))
+        batch = engine.fixed_batch or "dynamic"
+        if differ:
+            sys.exit(f"error: the export to {onnx_path} (batch {batch}) disagrees with torch on "
+                     f"{differ}/{len(expected)} plates; {onnx_path} is left as it was")
+        os.replace(tmp, onnx_path)
+    except OSError as e:
+        sys.exit(f"error: --onnx_path {onnx_path}: cannot write it ({e.strerror or e})")
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     print(f"exported {onnx_path} (batch {batch}, {os.path.getsize(onnx_path) / 1e6:.1f} MB): "
           f"ONNX Runtime agrees with torch on all {len(expected)} plates")
 
@@ -120,15 +132,21 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
     print(f"images: {score.total} read, {skipped} skipped | correct {score.correct}, "
           f"wrong length {score.wrong_length}, wrong characters {score.wrong_chars} | "
           f"{score.total / max(seconds, 1e-9):.0f} img/s ({engine.name}, batch {batch_size})")
+    if not score.total:
+        sys.exit(f"error: {imgpath}: no labelled image could be read ({skipped} skipped)")
 
     if export_onnx:
+        accuracy = score.accuracy
+        if amp != "off":  # the export is float32: it must read as torch does in float32
+            texts = [text for text, _ in read_with(TorchEngine(model, device, "off", threads))[0]]
+            accuracy = sum(text == truth[p] for p, text in zip(read, texts)) / len(texts)
+            print("the float32 export is checked against torch in float32")
         try:
-            export_to_onnx(engine.model, onnx_path, dynamic=dynamic)
-            check_onnx_parity(onnx_path, read_with, texts)
+            export_checked(engine.model, onnx_path, dynamic, read_with, texts)
         except EngineError as e:
             sys.exit(f"error: {e}")
         if int8:
-            export_int8(engine.model, onnx_path, read_with, texts, [truth[p] for p in read], score.accuracy,
+            export_int8(engine.model, onnx_path, read_with, texts, [truth[p] for p in read], accuracy,
                         calib_dir, calib_count, int8_weight_bits, dynamic)
     print(score.summary())
     return score

@@ -8,6 +8,7 @@ import sys
 
 from lprnet.augment import CONTEXT_FRAMING, CUT_SHIFT, PHOTOMETRIC
 from lprnet.cli import probability, str2bool
+from lprnet.device import DeviceError
 from lprnet.model import CheckpointError
 from lprnet.preprocess import OUTPUT_COLUMNS
 from lprnet.training import train
@@ -64,7 +65,7 @@ def main(argv=None):
     opt = parse_opt(argv)
     try:
         train(**vars(opt))
-    except (CheckpointError, FileNotFoundError) as e:
+    except (CheckpointError, DeviceError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
 
 

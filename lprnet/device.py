@@ -11,10 +11,25 @@ from .cpu import cpu_has_fast_bf16
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
+class DeviceError(ValueError):
+    """A --device or --threads value this machine cannot use; the message says which and why."""
+
+
 def select_device(name="auto"):
+    """auto (a GPU/DCU where torch sees one, else the CPU), cpu, cuda or cuda:N (ROCm builds name DCUs cuda)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"--device {name}: not a device here (auto, cpu, cuda, cuda:1 ...)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"--device {name}: this torch sees no GPU/DCU (torch {torch.__version__}); use cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(f"--device {name}: there are {torch.cuda.device_count()} GPUs/DCUs")
+    return device
 
 
 def resolve_amp(amp, device):
@@ -94,6 +109,8 @@ def keep_freed_memory():
 def configure_cpu(threads=0):
     """Flush denormals (a third of some published weights are denormal: ~10x slower), keep freed memory,
     set threads."""
+    if threads < 0:
+        raise DeviceError(f"--threads {threads}: must be 0 (every core) or more")
     torch.set_flush_denormal(True)
     keep_freed_memory()
     if threads:

@@ -73,10 +73,13 @@ class TorchEngine(Engine):
     CPU_CHUNK = 8
 
     def __init__(self, path, device="auto", amp="off", threads=0):
-        from .device import bf16_unavailable, configure_cpu, select_device
+        from .device import DeviceError, bf16_unavailable, configure_cpu, select_device
         from .model import load_model
-        configure_cpu(threads)
-        self.device, self.amp = select_device(device), amp
+        try:
+            configure_cpu(threads)
+            self.device, self.amp = select_device(device), amp
+        except DeviceError as e:
+            raise EngineError(str(e)) from None
         problem = bf16_unavailable(amp, self.device)
         if problem:
             raise EngineError(problem)

@@ -163,6 +163,8 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     # the flags' own checks come before any data is read
     if not 1 <= min_jpeg_quality < PHOTOMETRIC.jpeg_quality[1]:
         raise SystemExit(f"error: --min_jpeg_quality {min_jpeg_quality} must be 1 to {PHOTOMETRIC.jpeg_quality[1] - 1}")
+    if threads < 0:
+        raise SystemExit(f"error: --threads {threads} must be 0 (every core) or more")
     if resume_epoch >= max_epoch:
         raise SystemExit(f"error: --resume_epoch {resume_epoch} must be below --max_epoch {max_epoch}")
     device = select_device(device)

@@ -14,7 +14,7 @@ from lprnet import engines, infer
 from lprnet.engines import OrtEngine
 from lprnet.export import export_to_onnx
 from lprnet.image import read_image, write_image
-from lprnet.model import LPRNet, load_model
+from lprnet.model import LPRNet, load_model, save_checkpoint
 from lprnet.preprocess import decode_plates, preprocess, resize_plate
 from lprnet.quantize import quantize_to_onnx
 from tests import migraphx_test_double
@@ -351,3 +351,44 @@ def test_ort_script_warns_once_about_8_bit_int8_weights_on_a_cpu_without_vnni(im
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith(f"warning: {path}: int8 model with 8-bit weights on a CPU without VNNI/AMX")
     assert sum(line.startswith("warning:") for line in lines) == 1 and lines[-1].startswith("summary {")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(imgdir, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ckpt") / "varied.pth")
+    save_checkpoint(path, varied_model(imgdir))
+    return path
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--imgpath", "{tmp}/empty"], "error: {tmp}/empty: no labelled image could be read (0 skipped)"),
+    (["--device", "foo"], "error: --device foo: not a device here"),
+    (["--threads", "-1"], "error: --threads -1: must be 0 (every core) or more"),
+    (["--export_onnx", "True", "--onnx_path", "{tmp}/file.txt/m.onnx"],
+     "error: --onnx_path {tmp}/file.txt/m.onnx: cannot write it"),
+])
+def test_test_py_fatal_problems_exit_with_one_line(checkpoint, imgdir, tmp_path, argv, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    argv += ["--model", checkpoint] + ([] if "--imgpath" in argv else ["--imgpath", str(imgdir)])
+    with pytest.raises(SystemExit) as e:
+        load_script("test.py").main(argv)
+    assert str(e.value.code).startswith(message.format(tmp=tmp_path))
+    assert "\n" not in str(e.value.code)
+
+
+def test_test_py_keeps_the_model_there_when_the_export_reads_differently(checkpoint, imgdir, tmp_path, monkeypatch):
+    test_py = load_script("test.py")
+
+    class ReadsNothing(OrtEngine):
+        def run(self, x):
+            return np.zeros_like(super().run(x))  # every column blank-or-first-class alike: no plate
+
+    monkeypatch.setattr(test_py, "OrtEngine", ReadsNothing)
+    onnx_path = tmp_path / "LPRNet.onnx"
+    onnx_path.write_bytes(b"the model users have")
+    with pytest.raises(SystemExit) as e:
+        test_py.run(checkpoint, str(imgdir), export_onnx=True, onnx_path=str(onnx_path))
+    assert f"disagrees with torch on 5/5 plates; {onnx_path} is left as it was" in str(e.value.code)
+    assert onnx_path.read_bytes() == b"the model users have" and os.listdir(str(tmp_path)) == ["LPRNet.onnx"]
