@@ -108,7 +108,7 @@ def start_state(pretrained_model, resume_epoch, max_epoch, log, columns=0):
     model, ckpt = load_model(pretrained_model, columns=columns or None)
     saved = ckpt.get("schedule", {})
     exact = (checkpoint_columns(ckpt) == model.columns and "optimizer" in ckpt and ckpt.get("epoch") == resume_epoch
-             and saved.get("max_epoch") == max_epoch and saved.get("start_epoch") == 0)
+             and saved.get("max_epoch") == max_epoch and "start_epoch" in saved)
     log(f"{'resuming' if exact else 'fine-tuning from'} {pretrained_model} "
         f"(epoch {ckpt.get('epoch', 0)}), training epochs {resume_epoch + 1}..{max_epoch}, {model.columns} columns")
     return model, ckpt, exact
@@ -127,6 +127,31 @@ def write_log_row(path, row):
         if new:
             w.writeheader()
         w.writerow(row)
+
+
+def keep_log_rows(path, last_epoch):
+    """Keep the header and the whole rows of epochs up to `last_epoch` of a CSV log whose first column is the
+    epoch: a resumed run replaces what the killed one logged after its last checkpoint; a new run (0) starts afresh."""
+    if not os.path.exists(path):
+        return
+    if not last_epoch:
+        os.remove(path)
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+
+    def kept(line):
+        first = line.split(",", 1)[0]
+        return line.endswith("\n") and (not first.isdigit() or int(first) <= last_epoch)
+
+    rows = [line for line in lines if kept(line)]
+    if rows != lines:
+        write_atomic(path, lambda tmp: write_lines(tmp, rows))
+
+
+def write_lines(path, lines):
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(lines)
 
 
 def plot_log(csv_path, png_path):
@@ -216,7 +241,9 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
                          f"per process; lower --batch_size")
 
     optimizer = make_optimizer(model, lr)
-    schedule = {"start_epoch": 0 if exact else resume_epoch, "max_epoch": max_epoch, "lr": lr}
+    # a fine-tune's schedule starts at its resume epoch; an exact resume continues the saved one, wherever it started
+    schedule = {"start_epoch": ckpt["schedule"]["start_epoch"] if exact else resume_epoch, "max_epoch": max_epoch,
+                "lr": lr}
     done = resume_epoch - schedule["start_epoch"]
     total = max_epoch - schedule["start_epoch"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -230,10 +257,9 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     os.makedirs(save_folder, exist_ok=True)
     csv_path = os.path.join(save_folder, "log.csv")
     steps_path = os.path.join(save_folder, "steps.csv")
-    if ddp.main and not exact:
-        for stale in (csv_path, steps_path):
-            if os.path.exists(stale):
-                os.remove(stale)
+    if ddp.main:
+        for log_path in (csv_path, steps_path):
+            keep_log_rows(log_path, resume_epoch if exact else 0)
     step_log = open(steps_path, "a", encoding="utf-8") if ddp.main else None  # epoch, loss averaged over ranks
     args = dict(train_img_dirs=train_img_dirs, test_img_dirs=test_img_dirs, batch_size=batch_size, lr=lr,
                 max_epoch=max_epoch, seed=seed, no_augment=no_augment, amp=amp, dropout=dropout,

@@ -133,3 +133,39 @@ def test_bad_flag_values_are_refused_before_any_data_is_read(tmp_path):
         with pytest.raises(SystemExit) as e:
             train_script.main(["--train_img_dirs", absent, "--test_img_dirs", absent, *flags])
         assert str(e.value) == message
+
+
+def test_killed_fine_tune_resumes_exactly_and_keeps_its_log(tmp_path, small_run, monkeypatch, capsys):
+    """A fine-tune (its schedule starts at --resume_epoch 1) killed in epoch 3, resumed from epoch 2's last.pth,
+    logs what the uninterrupted run logs: the same losses, and each step once."""
+    train, val, weights = small_run
+
+    def run(folder, *extra):
+        train_script.main(["--train_img_dirs", train, "--test_img_dirs", val, "--max_epoch", "3",
+                           "--batch_size", "32", "--save_folder", str(tmp_path / folder), "--workers", "0",
+                           "--amp", "off", *extra])
+
+    start = ["--pretrained_model", os.path.join(weights, "last.pth"), "--resume_epoch", "1"]
+    run("full", *start)
+    full = tmp_path / "full"
+    steps = []
+
+    def dies_in_epoch_3(*args):
+        steps.append(1)
+        if len(steps) == 5:  # 3 steps an epoch: the second step of epoch 3, after epoch 2 was saved
+            raise KeyboardInterrupt
+        return original(*args)
+
+    original = training.train_step
+    with monkeypatch.context() as m:
+        m.setattr(training, "train_step", dies_in_epoch_3)
+        with pytest.raises(KeyboardInterrupt):
+            run("killed", *start)
+    killed = tmp_path / "killed"
+    with open(str(killed / "steps.csv"), "a", encoding="utf-8") as f:
+        f.write("3,0.5\n3,0.4")  # rows of the unfinished epoch, the last one cut short
+    capsys.readouterr()
+    run("killed", "--pretrained_model", str(killed / "last.pth"), "--resume_epoch", "2")
+    assert "resuming" in capsys.readouterr().out
+    assert [r["train_loss"] for r in read_log(str(killed))] == [r["train_loss"] for r in read_log(str(full))]
+    assert (killed / "steps.csv").read_text() == (full / "steps.csv").read_text()
