@@ -67,6 +67,9 @@ def main(argv=None):
         train(**vars(opt))
     except (CheckpointError, DeviceError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted: continue with --pretrained_model {opt.save_folder}/last.pth --resume_epoch "
+                 f"<the last epoch in {opt.save_folder}/log.csv> and the same other flags")
 
 
 if __name__ == "__main__":

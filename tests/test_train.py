@@ -69,7 +69,7 @@ def test_killed_run_resumes_exactly(tmp_path, small_run, monkeypatch, capsys):
 
     with monkeypatch.context() as m:
         m.setattr(training, "plot_log", killed)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(SystemExit, match="interrupted: continue with --pretrained_model"):
             run("killed")
     capsys.readouterr()
     run("killed", "--pretrained_model", str(tmp_path / "killed" / "last.pth"), "--resume_epoch", "1")
@@ -129,7 +129,14 @@ def test_bad_flag_values_are_refused_before_any_data_is_read(tmp_path):
     absent = str(tmp_path / "absent")  # reading it would fail with "no such file or folder"
     for flags, message in [(["--min_jpeg_quality", "95"], "error: --min_jpeg_quality 95 must be 1 to 89"),
                            (["--resume_epoch", "5", "--max_epoch", "5"], "error: --resume_epoch 5 must be below "
-                                                                         "--max_epoch 5")]:
+                                                                         "--max_epoch 5"),
+                           (["--batch_size", "0"], "error: --batch_size 0 must be at least 1"),
+                           (["--lr", "-1"], "error: --lr -1.0 must be above 0"),
+                           (["--dropout", "2"], "error: --dropout 2.0 must be from 0 to below 1"),
+                           (["--resume_epoch", "-3"], "error: --resume_epoch -3 must be 0 or more"),
+                           (["--threads", "-1"], "error: --threads -1 must be 0 (every core) or more"),
+                           (["--pretrained_model", absent + ".pth"], f"error: {absent}.pth: no such checkpoint file"),
+                           (["--save_folder", __file__], f"error: --save_folder {__file__}: a file, not a folder")]:
         with pytest.raises(SystemExit) as e:
             train_script.main(["--train_img_dirs", absent, "--test_img_dirs", absent, *flags])
         assert str(e.value) == message
@@ -159,7 +166,7 @@ def test_killed_fine_tune_resumes_exactly_and_keeps_its_log(tmp_path, small_run,
     original = training.train_step
     with monkeypatch.context() as m:
         m.setattr(training, "train_step", dies_in_epoch_3)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(SystemExit, match="interrupted: continue with --pretrained_model"):
             run("killed", *start)
     killed = tmp_path / "killed"
     with open(str(killed / "steps.csv"), "a", encoding="utf-8") as f:
