@@ -244,9 +244,13 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
     if not paths:
         fatal(f"{imgpath}: no images in it ({' '.join(IMAGE_EXTENSIONS)})")
     if save_vis:
-        source_dir = imgpath if os.path.isdir(imgpath) else os.path.dirname(imgpath) or "."
-        if os.path.abspath(save_vis) == os.path.abspath(source_dir):
+        vis = os.path.realpath(save_vis)
+        source_dir = os.path.realpath(imgpath if os.path.isdir(imgpath) else os.path.dirname(imgpath) or ".")
+        if vis == source_dir:
             fatal(f"--save_vis {save_vis}: would overwrite the input images; choose another folder")
+        if os.path.isdir(imgpath) and vis.startswith(source_dir + os.sep):
+            fatal(f"--save_vis {save_vis}: inside --imgpath, which is read with its subfolders: the next run would "
+                  "read the drawn images as plates; choose a folder outside it")
         font = vis_font_file(font)
     return paths, font
 

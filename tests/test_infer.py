@@ -168,18 +168,19 @@ def test_single_image_and_unicode_paths(models, imgdir, capsys):
     (["--batch_size", "0"], "error: --batch_size must be at least 1"),
     (["--providers", "tensorrt"], "error: ONNX Runtime provider 'tensorrt' is not available"),
     (["--save_vis", "{tmp}/vis", "--font", "{tmp}/none.ttf"], "error: --font {tmp}/none.ttf: no such file"),
+    (["--imgpath", "{img}", "--save_vis", "{img}/vis"], "error: --save_vis {img}/vis: inside --imgpath"),
 ])
 def test_fatal_problems_exit_with_one_line(models, imgdir, tmp_path, argv, message):
     not_lprnet_onnx(str(tmp_path / "relu.onnx"))
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x07garbage")
     defaults = {"--model": models["dynamic"], "--imgpath": str(imgdir)}
-    argv = [a.format(tmp=tmp_path) for a in argv]
+    argv = [a.format(tmp=tmp_path, img=imgdir) for a in argv]
     for flag, value in defaults.items():
         if flag not in argv:
             argv += [flag, value]
     with pytest.raises(SystemExit) as e:
         ort_script.main(argv)
-    assert str(e.value.code).startswith(message.format(tmp=tmp_path))
+    assert str(e.value.code).startswith(message.format(tmp=tmp_path, img=imgdir))
     assert "\n" not in str(e.value.code)
 
 
