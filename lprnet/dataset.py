@@ -20,26 +20,30 @@ from .preprocess import to_input
 STORE_PLATE_WIDTH = 140
 
 
-def read_boxes(folder):
+def read_boxes(folder, log=print):
     """{absolute image path: (corners [4, 2] (TL, TR, BR, BL), rows)} from a boxes.tsv in `folder` or its parent;
-    rows is 2 for a two-row plate, else 1."""
+    rows is 2 for a two-row plate, else 1. Malformed rows are reported one line each (their images are then read
+    as tight crops)."""
     for base in (folder, os.path.dirname(os.path.normpath(folder))):
         tsv = os.path.join(base, "boxes.tsv")
         if os.path.isfile(tsv):
-            return parse_boxes_tsv(tsv)
+            return parse_boxes_tsv(tsv, log)
     return {}
 
 
-def parse_boxes_tsv(tsv):
+def parse_boxes_tsv(tsv, log=print):
     base, boxes = os.path.dirname(os.path.abspath(tsv)), {}
     with open(tsv, encoding="utf-8") as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             parts = line.rstrip("\n").split("\t")
-            if len(parts) < 3 or parts[0] == "file":
+            if parts[0] == "file" or not line.strip():
                 continue
             try:
                 br, bl, tl, tr = [[float(v) for v in p.split("&")] for p in parts[2].split("_")]
-            except ValueError:
+                if any(len(point) != 2 for point in (br, bl, tl, tr)):
+                    raise ValueError
+            except (ValueError, IndexError):
+                log(f"warning: {tsv} line {number}: not 'file<TAB>bbox<TAB>x&y_x&y_x&y_x&y corners', ignored")
                 continue
             rows = 2 if len(parts) > 3 and parts[3].strip() == "2" else 1
             boxes[os.path.normpath(os.path.join(base, parts[0]))] = (np.float32([tl, tr, br, bl]), rows)
@@ -80,8 +84,13 @@ def load_samples(dirs, workers=2, log=print, store_width=STORE_PLATE_WIDTH):
         paths = list_images(folder)
         if not paths:
             log(f"warning: {folder}: no images found")
-        boxes = read_boxes(folder) if os.path.isdir(folder) else {}
-        jobs += [(p, boxes.get(os.path.normpath(os.path.abspath(p)))) for p in paths]
+        boxes = read_boxes(folder, log) if os.path.isdir(folder) else {}
+        folder_jobs = [(p, boxes.get(os.path.normpath(os.path.abspath(p)))) for p in paths]
+        unboxed = sum(box is None for _, box in folder_jobs)
+        if boxes and unboxed:
+            log(f"warning: {folder}: {unboxed} of {len(paths)} images have no row in boxes.tsv and are read as "
+                "tight crops")
+        jobs += folder_jobs
 
     def attempt(job):
         try:

@@ -588,16 +588,33 @@ def _render_job(job):
     return i, name, corners
 
 
+def earlier_rows(path, rendered):
+    """The rows of an existing boxes.tsv at `path` whose images are still beside it and not `rendered` again."""
+    if not os.path.isfile(path):
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            name = line.split("\t", 1)[0]
+            if line.strip() and name != "file" and name not in rendered \
+                    and os.path.isfile(os.path.join(os.path.dirname(path), name)):
+                rows.append(line.rstrip("\n") + "\n")
+    return rows
+
+
 def write_boxes(savepath, records):
     """boxes.tsv beside context images, in the format of plates_context/boxes.tsv plus a column of plate rows;
-    `records`: (file name, corners, rows)."""
-    lines = [BOXES_HEADER] + [f"{name}\t{bbox_field(q)}\t{corners_field(q)}\t{rows}\n" for name, q, rows in records]
+    `records`: (file name, corners, rows). The rows of images an earlier run left in `savepath` stay."""
+    path = os.path.join(savepath, "boxes.tsv")
+    rendered = {name for name, _, _ in records}
+    lines = [BOXES_HEADER] + earlier_rows(path, rendered) + [
+        f"{name}\t{bbox_field(q)}\t{corners_field(q)}\t{rows}\n" for name, q, rows in records]
 
     def dump(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             f.writelines(lines)
 
-    write_atomic(os.path.join(savepath, "boxes.tsv"), dump)
+    write_atomic(path, dump)
 
 
 def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="94x24", seed=0, workers=1,

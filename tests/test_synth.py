@@ -216,6 +216,31 @@ def test_context_corners_in_boxes_tsv(synth, tmp_path):
     assert all(s.framed for s in samples)
 
 
+def test_a_second_context_run_into_the_folder_keeps_the_first_runs_boxes(synth, tmp_path):
+    out = run(tmp_path, "ctx", num=6, types="blue", seed=2, strength=0.0, context=True)
+    run(tmp_path, "ctx", num=2, types="green", seed=3, strength=0.0, context=True)
+    paths = list_images(out)
+    assert len(paths) == 8 and set(read_boxes(out)) == {os.path.normpath(os.path.abspath(p)) for p in paths}
+    with open(os.path.join(out, "boxes.tsv"), encoding="utf-8") as f:
+        assert len(f.readlines()) == 9  # the header and one row each
+    samples, _ = load_samples(out, log=lambda *a: None)
+    assert len(samples) == 8 and all(s.framed for s in samples)
+
+
+def test_malformed_boxes_rows_and_images_without_a_row_are_reported(synth, tmp_path):
+    out = run(tmp_path, "ctx", num=3, types="blue", seed=2, strength=0.0, context=True)
+    tsv = os.path.join(out, "boxes.tsv")
+    with open(tsv, encoding="utf-8") as f:
+        header, first, second, third = f.readlines()
+    with open(tsv, "w", encoding="utf-8") as f:
+        f.writelines([header, first.replace("\t", ",") + "\n", second])  # a row with commas; the third one gone
+    lines = []
+    samples, skipped = load_samples(out, log=lines.append)
+    assert skipped == 0 and sorted(s.framed for s in samples) == [False, False, True]
+    assert lines == [f"warning: {tsv} line 2: not 'file<TAB>bbox<TAB>x&y_x&y_x&y_x&y corners', ignored",
+                     f"warning: {out}: 2 of 3 images have no row in boxes.tsv and are read as tight crops"]
+
+
 def test_missing_font_is_one_clear_error(tmp_path):
     with pytest.raises(FontError, match="font file not found"):
         PlateSynth(font_cn=str(tmp_path / "nope.ttf"))
