@@ -4,6 +4,7 @@
 Models exported or compiled with a fixed batch are fed in chunks of that size, the last one zero-padded;
 dynamic-batch models take the batch as it comes.
 """
+import json
 import os
 
 import numpy as np
@@ -235,6 +236,26 @@ def is_newer(path, than):
     return os.path.isfile(path) and os.path.getmtime(path) > os.path.getmtime(than)
 
 
+def compiled_from(onnx_path, fp16):
+    """What a cached .mxr was compiled from, kept beside it (<name>.mxr.json): the same .mxr path may be asked for
+    with another .onnx or another precision."""
+    stat = os.stat(onnx_path)
+    return {"onnx": os.path.abspath(onnx_path), "size": stat.st_size, "mtime": stat.st_mtime, "fp16": bool(fp16)}
+
+
+def read_compiled_from(mxr):
+    try:
+        with open(mxr + ".json", encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f)
+
+
 class MIGraphXEngine(Engine):
     """An .onnx compiled by MIGraphX for the GPU (cached as .mxr, reused while newer than the .onnx),
     or an .mxr compiled before. A compiled program takes exactly the batch it was compiled for."""
@@ -245,8 +266,11 @@ class MIGraphXEngine(Engine):
         self.mgx, self.log, self.fp16 = import_migraphx(), log, fp16
         require_file(path, (".onnx", ".mxr"))
         if path.lower().endswith(".mxr"):
-            if fp16:
-                log(f"note: --fp16 does nothing for {path}: it is compiled already")
+            source = read_compiled_from(path)
+            self.fp16 = source["fp16"] if source else None  # None: compiled elsewhere, precision unknown
+            if fp16 and not self.fp16:
+                log(f"note: --fp16 does nothing for {path}: it is compiled already"
+                    + (" (in fp32)" if source else ""))
             self.program = self.load(path)
         else:
             savepath = savepath or mxr_path_for(path, fp16)
@@ -273,7 +297,13 @@ class MIGraphXEngine(Engine):
     def compile_cached(self, onnx_path, mxr, batch_size, device_id):
         name, in_dims, out_dims = onnx_io(onnx_path)
         batch = check_lprnet_io(onnx_path, in_dims, out_dims) or batch_size
-        if is_newer(mxr, onnx_path):
+        source = compiled_from(onnx_path, self.fp16)
+        cached_from = read_compiled_from(mxr)
+        if is_newer(mxr, onnx_path) and cached_from != source:
+            self.log(f"recompiling: {mxr} was not compiled from this {onnx_path}"
+                     + (" in fp16" if self.fp16 else " in fp32") if cached_from else
+                     f"recompiling: {mxr} does not say what it was compiled from ({mxr}.json)")
+        elif is_newer(mxr, onnx_path):
             try:
                 program = self.load(mxr)
                 cached = program.get_parameter_shapes()[name].lens()[0]
@@ -288,6 +318,7 @@ class MIGraphXEngine(Engine):
         try:
             os.makedirs(os.path.dirname(os.path.abspath(mxr)), exist_ok=True)
             write_atomic(mxr, lambda tmp: self.mgx.save(program, tmp))
+            write_atomic(mxr + ".json", lambda tmp: write_json(tmp, source))
             self.log(f"compiled {onnx_path} for batch {batch}{' fp16' if self.fp16 else ''}, saved {mxr}")
         except Exception as e:  # an unwritable cache only costs a recompile next time
             self.log(f"warning: compiled {onnx_path} but cannot save {mxr} ({first_line(e)})")
@@ -315,4 +346,5 @@ class MIGraphXEngine(Engine):
         return np.array(out, dtype=np.float32).reshape(len(x), NUM_CLASSES, -1)
 
     def describe(self):
-        return f"migraphx gpu{' fp16' if self.fp16 else ''}, batch {self.fixed_batch}"
+        precision = {True: " fp16", False: "", None: " (precision unknown)"}[self.fp16]
+        return f"migraphx gpu{precision}, batch {self.fixed_batch}"

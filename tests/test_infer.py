@@ -333,6 +333,21 @@ def test_migraphx_script_savepath_and_fp16(mgx, models, imgdir, tmp_path, capsys
     assert capsys.readouterr().out.splitlines()[1].startswith("migraphx gpu fp16, batch 1 | 9 images")
     assert {r.file for r in results if r.plate} == set(expected_plates(models["static1"], imgdir))
 
+    # the same --savepath asked for in fp32, or for another .onnx, is compiled again, not loaded
+    for model, fp16, note in ((models["static1"], [], f"was not compiled from this {models['static1']} in fp32"),
+                              (models["static4"], [], f"was not compiled from this {models['static4']} in fp32"),
+                              (models["static4"], [], None)):
+        mgx.reset()
+        mgx_script.main(["--model", model, "--imgpath", str(imgdir), "--savepath", str(mxr), *fp16])
+        out = capsys.readouterr().out
+        assert (f"recompiling: {mxr} {note}" in out) if note else out.startswith(f"loaded {mxr}")
+        assert mgx.calls["compile"] == (1 if note else 0)
+    mgx_script.main(["--model", str(mxr), "--imgpath", str(imgdir)])
+    assert capsys.readouterr().out.splitlines()[0].startswith("migraphx gpu, batch 4 | 9 images")
+    os.remove(str(mxr) + ".json")  # compiled by another tool: its precision is not known
+    mgx_script.main(["--model", str(mxr), "--imgpath", str(imgdir)])
+    assert capsys.readouterr().out.splitlines()[0].startswith("migraphx gpu (precision unknown), batch 4")
+
 
 def test_migraphx_script_without_migraphx_exits_2(models, tmp_path):
     if importlib.util.find_spec("migraphx") is not None:
