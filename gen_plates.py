@@ -38,7 +38,13 @@ def parse_opt(argv=None):
     p.add_argument("--join_rows", type=str2bool, default=True,
                    help="plate crops of two-row plates: rows joined into one, as LPRNet reads them (for training); "
                         "False: as photographed, twice --size's height (read them with --two_rows True)")
-    return p.parse_args(argv)
+    opt = p.parse_args(argv)
+    for flag, ok, rule in (("--num", opt.num >= 1, "at least 1"), ("--workers", opt.workers >= 1, "at least 1"),
+                           ("--strength", opt.strength >= 0, "0 or more"),
+                           ("--quality", 1 <= opt.quality <= 100, "from 1 to 100")):
+        if not ok:
+            sys.exit(f"error: {flag} {getattr(opt, flag[2:])} must be {rule}")
+    return opt
 
 
 def main(argv=None):

@@ -291,3 +291,13 @@ def test_three_has_the_plate_fonts_flat_top(synth):
         assert top[int(w * 0.1):int(w * 0.9)].all(), bank.name
         left = three[:, :max(2, w // 10)].max(axis=1) > 127
         assert not left[int(h * 0.3):int(h * 0.6)].any(), bank.name  # a diagonal, not a bowl, on the left
+
+
+@pytest.mark.parametrize("flags, message", [(["--num", "-3"], "error: --num -3 must be at least 1"),
+                                            (["--quality", "500"], "error: --quality 500 must be from 1 to 100"),
+                                            (["--strength", "-1"], "error: --strength -1.0 must be 0 or more"),
+                                            (["--workers", "0"], "error: --workers 0 must be at least 1")])
+def test_gen_plates_refuses_bad_numbers_in_one_line(tmp_path, flags, message):
+    with pytest.raises(SystemExit) as e:
+        gen_plates.main(["--savepath", str(tmp_path / "out"), *flags])
+    assert str(e.value.code) == message and not (tmp_path / "out").exists()
