@@ -229,12 +229,30 @@ def write_results(path, results, summary):
     write_atomic(path, dump)
 
 
+def unwritable_folder(folder):
+    """Why files cannot be written into `folder` (made where missing), or None: checked before any image is read."""
+    folder = os.path.abspath(folder)
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file"
+    if not os.access(existing, os.W_OK):
+        return f"{existing} is not writable"
+    return None
+
+
 def check_options(model, imgpath, batch_size, output, save_vis, font):
     """Exit with one line on the first unusable option; returns the images and the --save_vis font."""
     if batch_size < 1:
         fatal("--batch_size must be at least 1")
     if output and not output.lower().endswith((".json", ".csv")):
         fatal(f"--output {output}: must end in .json or .csv")
+    output_folder = os.path.dirname(os.path.abspath(output)) if output else ""
+    for flag, value, folder in (("--output", output, output_folder), ("--save_vis", save_vis, save_vis)):
+        problem = folder and unwritable_folder(folder)
+        if problem:
+            fatal(f"{flag} {value}: cannot write there ({problem})")
     if not os.path.isfile(model):
         fatal(f"{model}: no such model file")
     try:

@@ -169,10 +169,15 @@ def test_single_image_and_unicode_paths(models, imgdir, capsys):
     (["--providers", "tensorrt"], "error: ONNX Runtime provider 'tensorrt' is not available"),
     (["--save_vis", "{tmp}/vis", "--font", "{tmp}/none.ttf"], "error: --font {tmp}/none.ttf: no such file"),
     (["--imgpath", "{img}", "--save_vis", "{img}/vis"], "error: --save_vis {img}/vis: inside --imgpath"),
+    (["--output", "{tmp}/file.txt/r.json"], "error: --output {tmp}/file.txt/r.json: cannot write there "
+                                           "({tmp}/file.txt is a file)"),
+    (["--save_vis", "{tmp}/file.txt/vis"], "error: --save_vis {tmp}/file.txt/vis: cannot write there "
+                                          "({tmp}/file.txt is a file)"),
 ])
 def test_fatal_problems_exit_with_one_line(models, imgdir, tmp_path, argv, message):
     not_lprnet_onnx(str(tmp_path / "relu.onnx"))
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x07garbage")
+    (tmp_path / "file.txt").write_text("a file, not a folder")
     defaults = {"--model": models["dynamic"], "--imgpath": str(imgdir)}
     argv = [a.format(tmp=tmp_path, img=imgdir) for a in argv]
     for flag, value in defaults.items():
