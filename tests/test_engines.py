@@ -203,8 +203,12 @@ def test_corrupt_cached_mxr_is_recompiled(mgx, onnx_models, tmp_path):
     mxr.write_bytes(b"truncated")
     logs = []
     engine = MIGraphXEngine(onnx_models["static1"], savepath=str(mxr), log=logs.append)
-    assert "recompiling: cannot use" in logs[0] and mgx.calls["compile"] == 1
-    assert engine.fixed_batch == 1 and mxr.read_bytes().startswith(mgx.MAGIC)
+    assert logs[0] == f"recompiling: {mxr} does not say what it was compiled from ({mxr}.json)"
+    assert mgx.calls["compile"] == 1 and engine.fixed_batch == 1 and mxr.read_bytes().startswith(mgx.MAGIC)
+    mxr.write_bytes(b"truncated")  # its record (s1.mxr.json) says it is this .onnx's program
+    logs.clear()
+    MIGraphXEngine(onnx_models["static1"], savepath=str(mxr), log=logs.append)
+    assert "recompiling: cannot use" in logs[0] and mgx.calls["compile"] == 2
 
 
 def test_torch_engine_runs_lean_lprnet_with_lprnets_logits(model, batch7, tmp_path):
