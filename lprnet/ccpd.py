@@ -184,13 +184,6 @@ def warp_plate(img, corners, extent):
     return cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def fit(crop, size):
-    """Resize a crop to `size` (width, height); the model's own size goes through the model contract."""
-    if tuple(size) == (INPUT_W, INPUT_H):
-        return resize_plate(crop)
-    return cv2.resize(crop, tuple(size), interpolation=cv2.INTER_AREA)
-
-
 def cut_photo(src, dst, label, size, warp):
     """Crop one photo into `dst`. Returns None when written, else (reason, detail)."""
     extent = plate_extent(label, warp)
@@ -204,10 +197,10 @@ def cut_photo(src, dst, label, size, warp):
     except BoxOutsideError as e:
         return "box_outside", str(e)
     if warp:  # corners and rectangle both shrink by 1/r: the same pixel-centre offset on either side
-        plate = fit(warp_plate(img, label.corners / reduction, np.float32(extent) / reduction), size)
+        plate = resize_plate(warp_plate(img, label.corners / reduction, np.float32(extent) / reduction), size)
     elif reduction == 1:
         x1, y1, x2, y2 = region
-        plate = fit(img[y1:y2 + 1, x1:x2 + 1], size)
+        plate = resize_plate(img[y1:y2 + 1, x1:x2 + 1], size)
     else:
         x1, y1, x2, y2 = (np.float64(region) + (0, 0, 1, 1)) / reduction
         plate = area_resample(img, (x1, y1, x2, y2), size)

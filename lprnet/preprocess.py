@@ -29,12 +29,14 @@ TWO_ROW_TRIMS = (0.06, 0.12)
 TWO_ROW_SURE = 0.5
 
 
-def resize_plate(img):
-    """Any BGR plate crop -> 24x94 uint8 (area interpolation when shrinking keeps strokes sharp)."""
-    if img.shape[:2] == (INPUT_H, INPUT_W):
+def resize_plate(img, size=(INPUT_W, INPUT_H)):
+    """Any BGR plate crop -> `size` (width, height; the model's 94x24 by default) uint8 (area interpolation when
+    shrinking keeps strokes sharp)."""
+    w, h = size
+    if img.shape[:2] == (h, w):
         return img
-    shrink = img.shape[0] > INPUT_H and img.shape[1] > INPUT_W
-    return cv2.resize(img, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    shrink = img.shape[0] > h and img.shape[1] > w
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def join_rows(img, trim=0.0):

@@ -446,8 +446,8 @@ class PlateSynth:
         cam_size = (max(8, round(window[2] - window[0])), max(4, round(window[3] - window[1])))
         img, _ = self._camera(self._warp(canvas, corners, quad, window, cam_size), rng)
         if LAYOUTS[kind].rows is None:
-            return fit(img, size)
-        return fit(join_rows(img), size) if joined else fit(img, (size[0], 2 * size[1]))
+            return resize_plate(img, size)
+        return resize_plate(join_rows(img), size) if joined else resize_plate(img, (size[0], 2 * size[1]))
 
     def context(self, kind, text, rng, loose=(0.25, 0.5)):
         """The plate with surroundings, framed like plates_context (box + 25% of its width left and right,
@@ -494,14 +494,6 @@ def street_background(rng, w, h):
         img[y0:y0 + int(rng.integers(40, 400)), x0:x0 + int(rng.integers(40, 400))] = rng.uniform(10, 240, size=3)
     img += (low_freq(rng, h, w, (6, 4))[..., None] - 0.5) * 60
     return cv2.GaussianBlur(img, (0, 0), 3)
-
-
-def fit(img, size):
-    """Resize a camera crop to the output size (the model contract's own resize for 94x24)."""
-    if tuple(size) == (INPUT_W, INPUT_H):
-        return resize_plate(img)
-    shrink = img.shape[0] > size[1] and img.shape[1] > size[0]
-    return cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def ccpd_filename(text, quad, image_size, tilt=(90, 90), brightness=128, blur=0):
