@@ -8,7 +8,7 @@ over- or underexposed, or handed over in RGB order.
 import argparse
 import sys
 
-from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, set_name
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, set_folders, set_name
 from lprnet.conditions import condition_table
 from lprnet.engines import EngineError, open_engine
 from lprnet.evaluate import labelled_plates
@@ -30,7 +30,7 @@ def run(model, sets, batch_size=256, plate_rules=False, two_rows=False):
         sys.exit("error: --batch_size must be at least 1")
     try:
         engine = open_engine(model)
-        named = {set_name(folder): labelled_plates(folder, two_rows=two_rows) for folder in sets.split(",") if folder}
+        named = {set_name(folder): labelled_plates(folder, two_rows=two_rows) for folder in set_folders(sets)}
     except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     print(f"model: {model}")

@@ -13,7 +13,8 @@ import sys
 import tempfile
 import time
 
-from lprnet.ccpd import cut_ccpd, run_jobs
+from lprnet.ccpd import CcpdNameError, cut_ccpd, parse_ccpd_name, run_jobs
+from lprnet.charset import LabelError
 from lprnet.cli import size_arg, str2bool
 from lprnet.image import list_images
 
@@ -27,10 +28,22 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
+def is_ccpd_photo(path):
+    try:
+        parse_ccpd_name(path)
+    except (CcpdNameError, LabelError):
+        return False
+    return True
+
+
 def benchmark(ccpdpath, workers, size=(94, 24), warp=False, log=print):
+    photos = 0
     for path in list_images(ccpdpath):
         with open(path, "rb") as f:
             f.read()
+        photos += is_ccpd_photo(path)
+    if not photos:
+        raise SystemExit(f"error: {ccpdpath}: no photo with a CCPD file name to cut")
     log(f"{ccpdpath}: load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores, "
         f"{'warp' if warp else 'bbox'} crop {size[0]}x{size[1]}")
     for n in workers:
@@ -51,6 +64,8 @@ def main(argv=None):
         workers = [int(n) for n in opt.workers.split(",")]
     except ValueError:
         sys.exit(f"error: --workers {opt.workers!r}: expected counts such as 1,2")
+    if min(workers) < 1:
+        sys.exit(f"error: --workers {opt.workers!r}: counts must be at least 1")
     try:
         benchmark(opt.ccpdpath, workers, opt.size, opt.warp)
     except OSError as e:

@@ -7,8 +7,8 @@
 import argparse
 import sys
 
-from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, set_name
-from lprnet.dataset import load_samples
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, set_folders, set_name
+from lprnet.dataset import BoxesError, load_samples
 from lprnet.engines import EngineError, open_engine
 from lprnet.framing import SHIFTED, cut_table, readings, table
 from lprnet.model import CheckpointError
@@ -30,20 +30,19 @@ def parse_opt(argv=None):
 
 
 def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_rules=False, two_rows=False):
+    if batch_size < 1 or limit < 0:
+        sys.exit(f"error: --batch_size must be at least 1 and --limit 0 or more (got {batch_size}, {limit})")
     try:
         named = {}
-        for folder in [f for f in sets.split(",") if f]:
+        for folder in set_folders(sets):
             samples, _ = load_samples(folder, store_width=None)  # crops come from the images as read
-            framed = [s for s in samples if s.framed]
-            if len(framed) < len(samples):
-                print(f"warning: {folder}: {len(samples) - len(framed)} images have no corners in a boxes.tsv; "
-                      f"left out")
+            framed = [s for s in samples if s.framed]  # load_samples says how many have no corners
             named[set_name(folder)] = framed[:limit] if limit else framed
         if cut_detail and (two_rows or any(s.two_rows for samples in named.values() for s in samples)):
             sys.exit("error: --cut_detail measures one-row plates' characters; leave it out for two-row plates "
                      "(--two_rows True, or marked in boxes.tsv)")
         engine = open_engine(model)
-    except (CheckpointError, EngineError, FileNotFoundError) as e:
+    except (BoxesError, CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     right = readings(engine, named, batch_size, seed, plate_rules, two_rows)
     result = table(right)

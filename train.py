@@ -8,6 +8,7 @@ import sys
 
 from lprnet.augment import CONTEXT_FRAMING, CUT_SHIFT, PHOTOMETRIC
 from lprnet.cli import probability, str2bool
+from lprnet.dataset import BoxesError
 from lprnet.device import DeviceError
 from lprnet.model import CheckpointError
 from lprnet.preprocess import OUTPUT_COLUMNS
@@ -65,7 +66,7 @@ def main(argv=None):
     opt = parse_opt(argv)
     try:
         train(**vars(opt))
-    except (CheckpointError, DeviceError, FileNotFoundError) as e:
+    except (BoxesError, CheckpointError, DeviceError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: continue with --pretrained_model {opt.save_folder}/last.pth --resume_epoch "

@@ -2,6 +2,7 @@
 import argparse
 import os
 import re
+import sys
 
 
 def str2bool(value):
@@ -79,3 +80,15 @@ def size_arg(text):
 def set_name(folder):
     """A folder's last two parts, as benchmark tables name a set: `plates/val` rather than just `val`."""
     return "/".join(os.path.normpath(folder).split(os.sep)[-2:])
+
+
+def set_folders(sets):
+    """The comma-separated --sets folders; exits with one line where two would share a table column's name."""
+    folders = [f for f in sets.split(",") if f]
+    names = [set_name(f) for f in folders]
+    for name in names:
+        if names.count(name) > 1:
+            clash = [f for f in folders if set_name(f) == name]
+            sys.exit(f"error: --sets {' and '.join(clash)} would both be the column {name}; "
+                     "give folders whose last two parts differ")
+    return folders

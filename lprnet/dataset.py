@@ -20,6 +20,10 @@ from .preprocess import to_input
 STORE_PLATE_WIDTH = 140
 
 
+class BoxesError(ValueError):
+    """A boxes.tsv cannot be read at all; the message names it."""
+
+
 def read_boxes(folder, log=print):
     """{absolute image path: (corners [4, 2] (TL, TR, BR, BL), rows)} from a boxes.tsv in `folder` or its parent;
     rows is 2 for a two-row plate, else 1. Malformed rows are reported one line each (their images are then read
@@ -32,21 +36,25 @@ def read_boxes(folder, log=print):
 
 
 def parse_boxes_tsv(tsv, log=print):
+    try:
+        with open(tsv, encoding="utf-8") as f:
+            lines = f.readlines()
+    except UnicodeDecodeError:
+        raise BoxesError(f"{tsv}: not UTF-8 text (save it as UTF-8)") from None
     base, boxes = os.path.dirname(os.path.abspath(tsv)), {}
-    with open(tsv, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            parts = line.rstrip("\n").split("\t")
-            if parts[0] == "file" or not line.strip():
-                continue
-            try:
-                br, bl, tl, tr = [[float(v) for v in p.split("&")] for p in parts[2].split("_")]
-                if any(len(point) != 2 for point in (br, bl, tl, tr)):
-                    raise ValueError
-            except (ValueError, IndexError):
-                log(f"warning: {tsv} line {number}: not 'file<TAB>bbox<TAB>x&y_x&y_x&y_x&y corners', ignored")
-                continue
-            rows = 2 if len(parts) > 3 and parts[3].strip() == "2" else 1
-            boxes[os.path.normpath(os.path.join(base, parts[0]))] = (np.float32([tl, tr, br, bl]), rows)
+    for number, line in enumerate(lines, 1):
+        parts = line.rstrip("\n").split("\t")
+        if parts[0] == "file" or not line.strip():
+            continue
+        try:
+            br, bl, tl, tr = [[float(v) for v in p.split("&")] for p in parts[2].split("_")]
+            if any(len(point) != 2 for point in (br, bl, tl, tr)):
+                raise ValueError
+        except (ValueError, IndexError):
+            log(f"warning: {tsv} line {number}: not 'file<TAB>bbox<TAB>x&y_x&y_x&y_x&y corners', ignored")
+            continue
+        rows = 2 if len(parts) > 3 and parts[3].strip() == "2" else 1
+        boxes[os.path.normpath(os.path.join(base, parts[0]))] = (np.float32([tl, tr, br, bl]), rows)
     return boxes
 
 
@@ -88,8 +96,8 @@ def load_samples(dirs, workers=2, log=print, store_width=STORE_PLATE_WIDTH):
         folder_jobs = [(p, boxes.get(os.path.normpath(os.path.abspath(p)))) for p in paths]
         unboxed = sum(box is None for _, box in folder_jobs)
         if boxes and unboxed:
-            log(f"warning: {folder}: {unboxed} of {len(paths)} images have no row in boxes.tsv and are read as "
-                "tight crops")
+            log(f"warning: {folder}: {unboxed} of {len(paths)} images have no row in boxes.tsv, so no corners "
+                "(training reads them as tight crops, bench_framing.py leaves them out)")
         jobs += folder_jobs
 
     def attempt(job):

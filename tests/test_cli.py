@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lprnet.cli import add_two_rows_flag, parse_size, probability, size_arg, str2bool
+from lprnet.cli import add_two_rows_flag, parse_size, probability, set_folders, size_arg, str2bool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,3 +59,11 @@ def test_a_bad_size_flag_is_one_line_naming_the_problem():
     assert "Traceback" not in run.stderr
     with pytest.raises(argparse.ArgumentTypeError):
         size_arg("0x")
+
+
+def test_benchmark_sets_that_would_share_a_column_are_refused(tmp_path):
+    assert set_folders("a/plates/val,b/plates/train,") == ["a/plates/val", "b/plates/train"]
+    with pytest.raises(SystemExit) as e:
+        set_folders("a/plates/val,b/plates/val")
+    assert str(e.value.code) == ("error: --sets a/plates/val and b/plates/val would both be the column plates/val; "
+                                 "give folders whose last two parts differ")

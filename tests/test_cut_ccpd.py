@@ -139,3 +139,12 @@ def test_benchmark_prints_rates(tmp_path, capsys):
     assert lines[1].startswith("workers=1: 1 photos in ") and "photos per CPU-second" in lines[1]
     assert lines[2].startswith("workers=2: 1 photos in ")
     assert os.listdir(tmp_path) == [GOOD]  # the crops went to a temporary folder
+
+
+@pytest.mark.parametrize("workers, message", [("0", "error: --workers '0': counts must be at least 1"),
+                                              ("1", "error: {tmp}: no photo with a CCPD file name to cut")])
+def test_benchmark_refuses_no_workers_and_a_folder_without_ccpd_photos(tmp_path, workers, message):
+    photo(tmp_path, "皖A12345.jpg")  # a plate crop's name, not a CCPD photo's
+    with pytest.raises(SystemExit) as e:
+        bench_cut_ccpd.main(["--ccpdpath", str(tmp_path), "--workers", workers])
+    assert str(e.value.code) == message.format(tmp=tmp_path)

@@ -187,3 +187,9 @@ def test_two_row_plates_are_framed_then_joined_and_the_shipped_model_reads_them(
 def test_cut_detail_is_for_one_row_plates_only():
     with pytest.raises(SystemExit, match="--cut_detail measures one-row plates"):
         bench_framing.run("model/LPRNet.onnx", "imgs", cut_detail=True, two_rows=True)
+
+
+@pytest.mark.parametrize("flags", [dict(batch_size=0), dict(limit=-1)])
+def test_benchmark_refuses_a_batch_below_1_and_a_negative_limit(flags):
+    with pytest.raises(SystemExit, match="^error: --batch_size must be at least 1 and --limit 0 or more"):
+        bench_framing.run("model/LPRNet.onnx", "nowhere", **flags)

@@ -10,7 +10,7 @@ import pytest
 import gen_plates
 from lprnet.ccpd_tables import ADS, ALPHABETS, PROVINCES, indices_to_plate, plate_to_indices
 from lprnet.charset import DIGITS, LETTERS, check_plate, label_from_filename
-from lprnet.dataset import load_samples, read_boxes
+from lprnet.dataset import BoxesError, load_samples, read_boxes
 from lprnet.image import list_images, read_image
 from lprnet.synth import (
     CCPD_SIZE,
@@ -238,7 +238,12 @@ def test_malformed_boxes_rows_and_images_without_a_row_are_reported(synth, tmp_p
     samples, skipped = load_samples(out, log=lines.append)
     assert skipped == 0 and sorted(s.framed for s in samples) == [False, False, True]
     assert lines == [f"warning: {tsv} line 2: not 'file<TAB>bbox<TAB>x&y_x&y_x&y_x&y corners', ignored",
-                     f"warning: {out}: 2 of 3 images have no row in boxes.tsv and are read as tight crops"]
+                     f"warning: {out}: 2 of 3 images have no row in boxes.tsv, so no corners (training reads them "
+                     "as tight crops, bench_framing.py leaves them out)"]
+    with open(tsv, "w", encoding="gbk") as f:
+        f.writelines([header, first])  # saved from a Chinese Excel
+    with pytest.raises(BoxesError, match=f"^{re.escape(tsv)}: not UTF-8 text"):
+        load_samples(out, log=lines.append)
 
 
 def test_missing_font_is_one_clear_error(tmp_path):
