@@ -24,8 +24,10 @@ def parse_opt(argv=None):
     p.add_argument("--size", default="94x24", help="output WIDTHxHEIGHT of plate crops (not --context/--ccpd)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same images, whatever --workers is")
     p.add_argument("--workers", type=int, default=1, help="rendering processes")
-    p.add_argument("--provinces", default="", help="province weights, others weigh 1 (or '*=W'): e.g. 皖=30")
-    p.add_argument("--strength", type=float, default=1.0, help="scales every camera effect; 0 gives clean plates")
+    p.add_argument("--provinces", default="", help="province weights, others weigh 1 (or '*=W'): e.g. 皖=30; "
+                   "a bare name weighs 1, so only these: 皖,苏,*=0")
+    p.add_argument("--strength", type=float, default=1.0, help="scales every camera effect; 0 gives clean plates "
+                   "(jpeg stops growing at 1, the pose at about 2.3)")
     p.add_argument("--effects", default="", help="per-effect strengths after --strength, e.g. dirt=0,blur=0.5 "
                    "(perspective, rotate, framing, blur, noise, jpeg, light, colour, dirt, shadow)")
     p.add_argument("--font_cn", default="", help="font file(s) for the province characters (default: fontconfig)")

@@ -105,3 +105,16 @@ def list_images(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(os.path.join(root, f) for f in sorted(files) if is_image_file(f) and not f.startswith("."))
     return found
+
+
+def unwritable_folder(folder):
+    """Why files cannot be written into `folder` (made where missing), or None: checked before any image is read."""
+    folder = os.path.abspath(folder)
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file"
+    if not os.access(existing, os.W_OK):
+        return f"{existing} is not writable"
+    return None

@@ -21,7 +21,7 @@ from .charset import LabelError, check_plate, label_from_filename
 from .cli import add_plate_rules_flag, add_two_rows_flag
 from .engines import EngineError
 from .evaluate import Score, read_crops, two_row_note
-from .image import IMAGE_EXTENSIONS, ImageError, list_images, write_atomic, write_image
+from .image import IMAGE_EXTENSIONS, ImageError, list_images, unwritable_folder, write_atomic, write_image
 from .preprocess import INPUT_W, read_plates
 
 VIS_WIDTH = 4 * INPUT_W  # narrower images are enlarged to this width for --save_vis
@@ -227,19 +227,6 @@ def write_results(path, results, summary):
                 writer.writerows(rows)
 
     write_atomic(path, dump)
-
-
-def unwritable_folder(folder):
-    """Why files cannot be written into `folder` (made where missing), or None: checked before any image is read."""
-    folder = os.path.abspath(folder)
-    existing = folder
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        return f"{existing} is a file"
-    if not os.access(existing, os.W_OK):
-        return f"{existing} is not writable"
-    return None
 
 
 def check_options(model, imgpath, batch_size, output, save_vis, font):

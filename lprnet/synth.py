@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .ccpd_tables import plate_to_indices
 from .charset import PROVINCES
 from .cli import parse_size
-from .image import ImageError, write_atomic, write_image
+from .image import ImageError, unwritable_folder, write_atomic, write_image
 from .pool import clean_process_pool
 from .preprocess import INPUT_H, INPUT_W, join_rows, resize_plate
 from .synth_fonts import FontError, GlyphBank, find_fonts
@@ -379,11 +379,12 @@ class PlateSynth:
     def _view(self, rng, plate_w, plate_h):
         """Random pose: plate corners (TL TR BR BL) in camera pixels, plate width ~ the `scale` range."""
         e = self.effects
+        # past ~70 degrees (--strength or --effects perspective above ~2.3) a plate turns edge-on, then flips over
         yaw = rng.normal(0, 12) * e.perspective
-        yaw = float(np.clip(yaw, -30 * e.perspective, 30 * e.perspective))
-        pitch = _u(rng, -18, 18) * e.perspective
+        yaw = float(np.clip(yaw, -min(30 * e.perspective, 70), min(30 * e.perspective, 70)))
+        pitch = float(np.clip(_u(rng, -18, 18) * e.perspective, -70, 70))
         roll = rng.normal(0, 3) * e.rotate
-        roll = float(np.clip(roll, -7 * e.rotate, 7 * e.rotate))
+        roll = float(np.clip(roll, -min(7 * e.rotate, 45), min(7 * e.rotate, 45)))
         quad = camera_quad(plate_w, plate_h, yaw, pitch, roll, _u(rng, 1.5, 6))
         width = _log_u(rng, *e.scale)
         quad *= width / (quad[:, 0].max() - quad[:, 0].min())
@@ -471,6 +472,7 @@ class PlateSynth:
         canvas, corners = self.scene(kind, text, rng, 1.2, 3.0)
         quad, (yaw, pitch) = self._view(rng, *(corners[2] - corners[0]))
         quad *= _u(rng, 90, 330) / (quad[:, 0].max() - quad[:, 0].min())
+        quad *= min(1.0, (w - 20) / quad[:, 0].max(), 0.5 * h / quad[:, 1].max())  # a steep pose still fits
         span = quad.max(axis=0)
         offset = np.float32([_u(rng, 10, w - 10 - span[0]), _u(rng, 0.3 * h, 0.8 * h - span[1])])
         quad += offset
@@ -582,15 +584,19 @@ def _render_job(job):
 
 def earlier_rows(path, rendered):
     """The rows of an existing boxes.tsv at `path` whose images are still beside it and not `rendered` again."""
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot add to it ({getattr(e, 'strerror', None) or 'not UTF-8 text'})") from None
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            name = line.split("\t", 1)[0]
-            if line.strip() and name != "file" and name not in rendered \
-                    and os.path.isfile(os.path.join(os.path.dirname(path), name)):
-                rows.append(line.rstrip("\n") + "\n")
+    for line in lines:
+        name = line.split("\t", 1)[0]
+        if line.strip() and name != "file" and name not in rendered \
+                and os.path.isfile(os.path.join(os.path.dirname(path), name)):
+            rows.append(line.rstrip("\n") + "\n")
     return rows
 
 
@@ -615,6 +621,11 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
     """Render `num` plates into `savepath`; the same seed gives the same files whatever `workers` is."""
     if context and ccpd:
         raise ValueError("choose one of --context and --ccpd")
+    problem = unwritable_folder(savepath)
+    if problem:
+        raise ValueError(f"--savepath {savepath}: cannot write there ({problem})")
+    if context:
+        earlier_rows(os.path.join(savepath, "boxes.tsv"), set())  # a boxes.tsv it cannot add to fails now
     style = style_from_spec(provinces)
     config = {"font_cn": font_cn, "font_en": font_en, "effects": effects_from_spec(strength, effects),
               "seed": seed, "size": parse_size(size, 8, 4), "savepath": savepath, "quality": quality,

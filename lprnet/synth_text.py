@@ -45,6 +45,8 @@ def parse_weights(spec, keys=None):
             weights[name] = float(value) if value else 1.0
         except ValueError:
             raise ValueError(f"weight {value!r} of {name!r} is not a number") from None
+        if weights[name] < 0:
+            raise ValueError(f"weight {value!r} of {name!r} is below 0")
     return weights
 
 

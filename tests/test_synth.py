@@ -301,8 +301,35 @@ def test_three_has_the_plate_fonts_flat_top(synth):
 @pytest.mark.parametrize("flags, message", [(["--num", "-3"], "error: --num -3 must be at least 1"),
                                             (["--quality", "500"], "error: --quality 500 must be from 1 to 100"),
                                             (["--strength", "-1"], "error: --strength -1.0 must be 0 or more"),
-                                            (["--workers", "0"], "error: --workers 0 must be at least 1")])
+                                            (["--workers", "0"], "error: --workers 0 must be at least 1"),
+                                            (["--types", "blue=2,green=-1"],
+                                             "error: weight '-1' of 'green' is below 0"),
+                                            (["--effects", "perspective=-1"],
+                                             "error: weight '-1' of 'perspective' is below 0")])
 def test_gen_plates_refuses_bad_numbers_in_one_line(tmp_path, flags, message):
     with pytest.raises(SystemExit) as e:
         gen_plates.main(["--savepath", str(tmp_path / "out"), *flags])
     assert str(e.value.code) == message and not (tmp_path / "out").exists()
+
+
+def test_gen_plates_checks_the_folder_and_its_boxes_before_rendering(tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "boxes.tsv").write_bytes("file\tbbox\n皖A12345.jpg\t1&2_3&4\n".encode("gbk"))
+    for flags, message in [(["--savepath", str(tmp_path / "file" / "out")],
+                            f"error: --savepath {tmp_path / 'file' / 'out'}: cannot write there ({tmp_path / 'file'} "
+                            "is a file)"),
+                           (["--savepath", str(tmp_path / "ctx"), "--context"],
+                            f"error: {tmp_path / 'ctx' / 'boxes.tsv'}: cannot add to it (not UTF-8 text)")]:
+        with pytest.raises(SystemExit) as e:
+            gen_plates.main(["--num", "3", *flags])
+        assert str(e.value.code) == message
+    assert os.listdir(str(tmp_path / "ctx")) == ["boxes.tsv"]  # nothing rendered
+
+
+@pytest.mark.parametrize("mode", [{}, {"context": True}, {"ccpd": True}])
+def test_a_strong_pose_still_renders_a_plate_in_every_mode(synth, tmp_path, mode):
+    """Past ~70 degrees a plate would turn edge-on and flip (it crashed at --strength 4 and 10)."""
+    written, skipped = generate(num=8, savepath=str(tmp_path / "out"), seed=2, strength=10, log=lambda *a: None,
+                                **mode)
+    assert (written, skipped) == (8, 0)
