@@ -9,7 +9,7 @@
 import argparse
 import sys
 
-from lprnet.cli import str2bool
+from lprnet.cli import check_flags, str2bool
 from lprnet.synth import FontError, generate
 
 
@@ -41,11 +41,10 @@ def parse_opt(argv=None):
                    help="plate crops of two-row plates: rows joined into one, as LPRNet reads them (for training); "
                         "False: as photographed, twice --size's height (read them with --two_rows True)")
     opt = p.parse_args(argv)
-    for flag, ok, rule in (("--num", opt.num >= 1, "at least 1"), ("--workers", opt.workers >= 1, "at least 1"),
-                           ("--strength", opt.strength >= 0, "0 or more"),
-                           ("--quality", 1 <= opt.quality <= 100, "from 1 to 100")):
-        if not ok:
-            sys.exit(f"error: {flag} {getattr(opt, flag[2:])} must be {rule}")
+    check_flags(("--num", opt.num, opt.num >= 1, "at least 1"),
+                ("--workers", opt.workers, opt.workers >= 1, "at least 1"),
+                ("--strength", opt.strength, opt.strength >= 0, "0 or more"),
+                ("--quality", opt.quality, 1 <= opt.quality <= 100, "from 1 to 100"))
     return opt
 
 

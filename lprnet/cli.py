@@ -92,3 +92,11 @@ def set_folders(sets):
             sys.exit(f"error: --sets {' and '.join(clash)} would both be the column {name}; "
                      "give folders whose last two parts differ")
     return folders
+
+
+def check_flags(*checks):
+    """Exit with one line at the first (flag, value, ok, rule) whose value is not ok: `error: --lr -1.0 must be
+    above 0`."""
+    for flag, value, ok, rule in checks:
+        if not ok:
+            sys.exit(f"error: {flag} {value} must be {rule}")

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .augment import CONTEXT_FRAMING, PHOTOMETRIC
 from .charset import BLANK
+from .cli import check_flags
 from .dataset import PlateDataset, collate, load_samples
 from .device import (
     autocast,
@@ -186,21 +187,18 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
           near_windows=CONTEXT_FRAMING.near, cut_windows=CONTEXT_FRAMING.cut, gray=PHOTOMETRIC.gray,
           min_jpeg_quality=PHOTOMETRIC.jpeg_quality[0], log=None):
     # the flags' own checks come before any data is read
-    if not 1 <= min_jpeg_quality < PHOTOMETRIC.jpeg_quality[1]:
-        raise SystemExit(f"error: --min_jpeg_quality {min_jpeg_quality} must be 1 to {PHOTOMETRIC.jpeg_quality[1] - 1}")
-    for flag, value, ok, rule in (("--batch_size", batch_size, batch_size >= 1, "at least 1"),
-                                  ("--lr", lr, lr > 0, "above 0"),
-                                  ("--dropout", dropout, 0 <= dropout < 1, "from 0 to below 1"),
-                                  ("--resume_epoch", resume_epoch, resume_epoch >= 0, "0 or more"),
-                                  ("--threads", threads, threads >= 0, "0 (every core) or more")):
-        if not ok:
-            raise SystemExit(f"error: {flag} {value} must be {rule}")
+    jpeg_top = PHOTOMETRIC.jpeg_quality[1]
+    check_flags(("--min_jpeg_quality", min_jpeg_quality, 1 <= min_jpeg_quality < jpeg_top, f"1 to {jpeg_top - 1}"),
+                ("--batch_size", batch_size, batch_size >= 1, "at least 1"),
+                ("--lr", lr, lr > 0, "above 0"),
+                ("--dropout", dropout, 0 <= dropout < 1, "from 0 to below 1"),
+                ("--resume_epoch", resume_epoch, resume_epoch >= 0, "0 or more"),
+                ("--resume_epoch", resume_epoch, resume_epoch < max_epoch, f"below --max_epoch {max_epoch}"),
+                ("--threads", threads, threads >= 0, "0 (every core) or more"))
     if pretrained_model and not os.path.isfile(pretrained_model):
         raise SystemExit(f"error: {pretrained_model}: no such checkpoint file")
     if os.path.exists(save_folder) and not os.path.isdir(save_folder):
         raise SystemExit(f"error: --save_folder {save_folder}: a file, not a folder")
-    if resume_epoch >= max_epoch:
-        raise SystemExit(f"error: --resume_epoch {resume_epoch} must be below --max_epoch {max_epoch}")
     device = select_device(device)
     ddp = Distributed(device)
     if device.type == "cuda":
