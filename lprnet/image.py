@@ -68,6 +68,15 @@ def write_atomic(path, write):
             os.remove(tmp)
 
 
+def write_lines(path, lines):
+    """Write text lines (each ending in a newline) to `path` atomically, as UTF-8."""
+    def dump(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+
+    write_atomic(path, dump)
+
+
 def write_image(path, img, quality=95):
     """Write an image atomically under a Unicode-safe name; the format follows the extension."""
     ext = os.path.splitext(path)[1] or ".jpg"

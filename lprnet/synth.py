@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .ccpd_tables import plate_to_indices
 from .charset import PROVINCES
 from .cli import parse_size
-from .image import ImageError, unwritable_folder, write_atomic, write_image
+from .image import ImageError, unwritable_folder, write_image, write_lines
 from .pool import clean_process_pool
 from .preprocess import INPUT_H, INPUT_W, join_rows, resize_plate
 from .synth_fonts import FontError, GlyphBank, find_fonts
@@ -605,14 +605,8 @@ def write_boxes(savepath, records):
     `records`: (file name, corners, rows). The rows of images an earlier run left in `savepath` stay."""
     path = os.path.join(savepath, "boxes.tsv")
     rendered = {name for name, _, _ in records}
-    lines = [BOXES_HEADER] + earlier_rows(path, rendered) + [
-        f"{name}\t{bbox_field(q)}\t{corners_field(q)}\t{rows}\n" for name, q, rows in records]
-
-    def dump(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-
-    write_atomic(path, dump)
+    write_lines(path, [BOXES_HEADER] + earlier_rows(path, rendered) + [
+        f"{name}\t{bbox_field(q)}\t{corners_field(q)}\t{rows}\n" for name, q, rows in records])
 
 
 def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="94x24", seed=0, workers=1,

@@ -26,7 +26,7 @@ from .device import (
     slow_bf16_warning,
 )
 from .evaluate import score_dataset
-from .image import write_atomic
+from .image import write_atomic, write_lines
 from .model import LPRNet, checkpoint_columns, load_model, save_checkpoint
 
 WARMUP = 0.15        # fraction of the schedule spent rising to the peak lr
@@ -147,12 +147,7 @@ def keep_log_rows(path, last_epoch):
 
     rows = [line for line in lines if kept(line)]
     if rows != lines:
-        write_atomic(path, lambda tmp: write_lines(tmp, rows))
-
-
-def write_lines(path, lines):
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(lines)
+        write_lines(path, rows)
 
 
 def plot_log(csv_path, png_path):
