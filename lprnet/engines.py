@@ -298,22 +298,11 @@ class MIGraphXEngine(Engine):
         name, in_dims, out_dims = onnx_io(onnx_path)
         batch = check_lprnet_io(onnx_path, in_dims, out_dims) or batch_size
         source = compiled_from(onnx_path, self.fp16)
-        cached_from = read_compiled_from(mxr)
-        if is_newer(mxr, onnx_path) and cached_from != source:
-            self.log(f"recompiling: {mxr} was not compiled from this {onnx_path}"
-                     + (" in fp16" if self.fp16 else " in fp32") if cached_from else
-                     f"recompiling: {mxr} does not say what it was compiled from ({mxr}.json)")
-        elif is_newer(mxr, onnx_path):
-            try:
-                program = self.load(mxr)
-                cached = program.get_parameter_shapes()[name].lens()[0]
-            except (EngineError, KeyError) as e:
-                self.log(f"recompiling: cannot use {mxr} ({first_line(e)})")
-            else:
-                if cached == batch:
-                    self.log(f"loaded {mxr} (compiled for batch {batch}, newer than {onnx_path})")
-                    return program
-                self.log(f"recompiling: {mxr} was compiled for batch {cached}, this run needs batch {batch}")
+        if is_newer(mxr, onnx_path):
+            program = self.load_cached(mxr, onnx_path, source, name, batch)
+            if program is not None:
+                self.log(f"loaded {mxr} (compiled for batch {batch}, newer than {onnx_path})")
+                return program
         program = self.compile(onnx_path, name, batch, device_id)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(mxr)), exist_ok=True)
@@ -322,6 +311,28 @@ class MIGraphXEngine(Engine):
             self.log(f"compiled {onnx_path} for batch {batch}{' fp16' if self.fp16 else ''}, saved {mxr}")
         except Exception as e:  # an unwritable cache only costs a recompile next time
             self.log(f"warning: compiled {onnx_path} but cannot save {mxr} ({first_line(e)})")
+        return program
+
+    def load_cached(self, mxr, onnx_path, source, input_name, batch):
+        """The program cached in `mxr` where it was compiled from `source` (`onnx_path` as compiled_from records it)
+        for `batch`, else None (saying why)."""
+        cached_from = read_compiled_from(mxr)
+        if cached_from is None:
+            self.log(f"recompiling: {mxr} does not say what it was compiled from ({mxr}.json)")
+            return None
+        if cached_from != source:
+            precision = "fp16" if source["fp16"] else "fp32"
+            self.log(f"recompiling: {mxr} was not compiled from this {onnx_path} in {precision}")
+            return None
+        try:
+            program = self.load(mxr)
+            cached = program.get_parameter_shapes()[input_name].lens()[0]
+        except (EngineError, KeyError) as e:
+            self.log(f"recompiling: cannot use {mxr} ({first_line(e)})")
+            return None
+        if cached != batch:
+            self.log(f"recompiling: {mxr} was compiled for batch {cached}, this run needs batch {batch}")
+            return None
         return program
 
     def compile(self, onnx_path, input_name, batch, device_id):
