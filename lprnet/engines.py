@@ -128,13 +128,12 @@ def first_line(error, limit=160):
 
 
 def ort_providers(requested="auto"):
-    """'auto' -> the best available provider (CPU as fallback); else comma-separated names or aliases
+    """'auto' -> the available ones of ORT_PROVIDERS, best first (CPU last); else comma-separated names or aliases
     (migraphx, rocm, cuda, cpu), each of which this onnxruntime build must have."""
     import onnxruntime as ort
     available = ort.get_available_providers()
-    if requested in (None, "", "auto"):
-        best = next((p for p in ORT_PROVIDERS if p in available), "CPUExecutionProvider")
-        return [best] if best == "CPUExecutionProvider" else [best, "CPUExecutionProvider"]
+    if requested in (None, "", "auto"):  # MIGraphX falls back to ROCm only where ROCm is listed after it
+        return [p for p in ORT_PROVIDERS if p in available and p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]
     chosen = []
     for name in (n.strip() for n in requested.split(",") if n.strip()):
         provider = ORT_PROVIDER_ALIASES.get(name.lower(), name)
@@ -143,6 +142,14 @@ def ort_providers(requested="auto"):
                               f"(available: {', '.join(available)})")
         chosen.append(provider)
     return chosen
+
+
+def with_device(providers, device_id=0):
+    """ONNX Runtime's providers argument: the GPU providers get `device_id` (CPU alone when none are given)."""
+    if device_id < 0:
+        raise EngineError(f"device_id {device_id}: a GPU number is 0 or more")
+    return [p if p == "CPUExecutionProvider" else (p, {"device_id": str(device_id)})
+            for p in providers or ["CPUExecutionProvider"]]
 
 
 def int8_warnings(path, session, provider):
@@ -165,7 +172,9 @@ class OrtEngine(Engine):
 
     name = "onnxruntime"
 
-    def __init__(self, path, providers=None, threads=0, spin=True):
+    def __init__(self, path, providers=None, threads=0, spin=True, device_id=0, batch_size=64):
+        """`device_id`: the GPU of the GPU providers; `batch_size`: what a dynamic-batch model is padded to on
+        ONNX Runtime's MIGraphX provider, which compiles the model again for every new input shape."""
         import onnxruntime as ort
         require_file(path, (".onnx", ".ort"))
         options = ort.SessionOptions()
@@ -175,7 +184,7 @@ class OrtEngine(Engine):
         if threads:
             options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(path, options, providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(path, options, providers=with_device(providers, device_id))
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise EngineError(f"{path}: ONNX Runtime cannot load it ({first_line(e, 120)})") from None
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
@@ -183,6 +192,8 @@ class OrtEngine(Engine):
         self.fixed_batch = check_lprnet_io(path, inp.shape, out.shape)
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         self.provider = self.session.get_providers()[0]
+        if self.fixed_batch is None and self.provider == "MIGraphXExecutionProvider":
+            self.fixed_batch = batch_size
         self.warnings = int8_warnings(path, self.session, self.provider)
 
     def run(self, x):
@@ -244,11 +255,14 @@ def compiled_from(onnx_path, fp16):
 
 
 def read_compiled_from(mxr):
+    """compiled_from as recorded beside `mxr`, or None where there is no such record (missing, unreadable or not
+    ours)."""
     try:
         with open(mxr + ".json", encoding="utf-8") as f:
-            return json.load(f)
+            record = json.load(f)
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) and set(record) == {"onnx", "size", "mtime", "fp16"} else None
 
 
 def write_json(path, obj):
@@ -272,6 +286,7 @@ class MIGraphXEngine(Engine):
                 log(f"note: --fp16 does nothing for {path}: it is compiled already"
                     + (" (in fp32)" if source else ""))
             self.program = self.load(path)
+            self.note_device_of_loaded(path, device_id)
         else:
             savepath = savepath or mxr_path_for(path, fp16)
             if not savepath.lower().endswith(".mxr"):
@@ -280,10 +295,17 @@ class MIGraphXEngine(Engine):
         self.input_name, lens = self.program_input(path)
         self.fixed_batch = check_lprnet_io(path, lens, self.program.get_output_shapes()[0].lens())
 
+    def note_device_of_loaded(self, mxr, device_id):
+        if device_id:  # compile() takes a device (DTK), load() does not
+            self.log(f"note: {mxr} is a compiled program, which runs on the current HIP device, not --device_id "
+                     f"{device_id}: run with HIP_VISIBLE_DEVICES={device_id} (and --device_id 0) to choose the GPU")
+
     def program_input(self, path):
-        # with offload_copy=False the output buffers are parameters too, named like main:#output_0
         shapes = self.program.get_parameter_shapes()
-        names = [n for n in shapes.keys() if "#output" not in n]
+        if any("#output" in n for n in shapes):  # compiled with offload_copy=False: outputs are GPU buffers
+            raise EngineError(f"{path}: compiled without offload_copy, so it cannot take and return host memory; "
+                              f"compile the .onnx with this script instead (migraphx-driver: --enable-offload-copy)")
+        names = list(shapes)
         if len(names) != 1:
             raise EngineError(f"{path}: not an LPRNet model (parameters {sorted(shapes.keys())})")
         return names[0], list(shapes[names[0]].lens())
@@ -302,10 +324,13 @@ class MIGraphXEngine(Engine):
             program = self.load_cached(mxr, onnx_path, source, name, batch)
             if program is not None:
                 self.log(f"loaded {mxr} (compiled for batch {batch}, newer than {onnx_path})")
+                self.note_device_of_loaded(mxr, device_id)
                 return program
         program = self.compile(onnx_path, name, batch, device_id)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(mxr)), exist_ok=True)
+            if os.path.exists(mxr + ".json"):  # the old record must not outlive the program it describes
+                os.remove(mxr + ".json")
             write_atomic(mxr, lambda tmp: self.mgx.save(program, tmp))
             write_atomic(mxr + ".json", lambda tmp: write_json(tmp, source))
             self.log(f"compiled {onnx_path} for batch {batch}{' fp16' if self.fp16 else ''}, saved {mxr}")
@@ -351,7 +376,7 @@ class MIGraphXEngine(Engine):
 
     def run(self, x):
         try:
-            out = self.program.run({self.input_name: self.mgx.argument(x)})[0]
+            out = self.program.run({self.input_name: self.mgx.argument(np.ascontiguousarray(x))})[0]
         except Exception as e:
             raise EngineError(f"MIGraphX failed on a batch of {len(x)}: {first_line(e)}") from None
         return np.array(out, dtype=np.float32).reshape(len(x), NUM_CLASSES, -1)

@@ -50,8 +50,13 @@ def get_target(name):
 
 
 class argument:
+    """Like the real one, wraps the array's memory without copying it; unlike it, refuses a non-contiguous array
+    (real MIGraphX takes its strides as a non-standard shape, which a compiled program's input is not)."""
+
     def __init__(self, array):
-        self._array = np.array(array)
+        if not (isinstance(array, np.ndarray) and array.flags.c_contiguous):
+            raise RuntimeError("argument: a C-contiguous numpy array is expected")
+        self._array = array
 
     def __array__(self, dtype=None, copy=None):
         return self._array if dtype is None else self._array.astype(dtype)

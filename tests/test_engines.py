@@ -18,6 +18,7 @@ from lprnet.engines import (
     import_migraphx,
     mxr_path_for,
     ort_providers,
+    with_device,
 )
 from lprnet.export import LeanLPRNet, export_to_onnx
 from lprnet.model import save_checkpoint
@@ -112,12 +113,42 @@ def test_provider_choice(monkeypatch):
         ort_providers("cuda")
     monkeypatch.setattr(ort, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "ROCMExecutionProvider", "CPUExecutionProvider"])
-    assert ort_providers("auto") == ["ROCMExecutionProvider", "CPUExecutionProvider"]
+    assert ort_providers("auto") == ["ROCMExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert ort_providers("cuda, cpu") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert ort_providers("CUDAExecutionProvider") == ["CUDAExecutionProvider"]
-    monkeypatch.setattr(ort, "get_available_providers",
-                        lambda: ["CUDAExecutionProvider", "MIGraphXExecutionProvider", "CPUExecutionProvider"])
-    assert ort_providers("auto")[0] == "MIGraphXExecutionProvider"
+    monkeypatch.setattr(ort, "get_available_providers",  # a DTK build: MIGraphX falls back to ROCm, not to CPU
+                        lambda: ["ROCMExecutionProvider", "MIGraphXExecutionProvider", "CPUExecutionProvider"])
+    assert ort_providers("auto") == ["MIGraphXExecutionProvider", "ROCMExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_gpu_providers_get_the_device_id():
+    assert with_device(None) == ["CPUExecutionProvider"]
+    assert with_device(["MIGraphXExecutionProvider", "ROCMExecutionProvider", "CPUExecutionProvider"], 2) == [
+        ("MIGraphXExecutionProvider", {"device_id": "2"}), ("ROCMExecutionProvider", {"device_id": "2"}),
+        "CPUExecutionProvider"]
+    with pytest.raises(EngineError, match="device_id -1"):
+        with_device(["CPUExecutionProvider"], -1)
+
+
+def test_ort_pads_dynamic_batches_to_one_size_on_the_migraphx_provider(onnx_models, batch7, monkeypatch):
+    """ORT's MIGraphX provider compiles the model again for every new batch size: feed it one size only."""
+    x, expected = batch7
+    shapes = []
+
+    class MIGraphXSession(ort.InferenceSession):  # the CPU provider, reporting itself as MIGraphX's
+        def get_providers(self):
+            return ["MIGraphXExecutionProvider", "CPUExecutionProvider"]
+
+        def run(self, output_names, feed):
+            shapes.extend(v.shape for v in feed.values())
+            return super().run(output_names, feed)
+
+    monkeypatch.setattr(ort, "InferenceSession", MIGraphXSession)
+    engine = OrtEngine(onnx_models["dynamic"], batch_size=4)
+    assert engine.fixed_batch == 4
+    assert np.allclose(engine(x), expected, atol=1e-4) and np.allclose(engine(x[:1]), expected[:1], atol=1e-4)
+    assert set(shapes) == {(4, 3, 24, 94)}
+    assert OrtEngine(onnx_models["static1"], batch_size=4).fixed_batch == 1  # a static model keeps its batch
 
 
 def test_migraphx_missing_is_its_own_error(monkeypatch):
@@ -174,6 +205,62 @@ def test_migraphx_passes_device_id_only_when_compile_accepts_it(mgx, onnx_models
     mgx.reset(device_id=True)
     MIGraphXEngine(onnx_models["static1"], savepath=str(tmp_path / "a.mxr"), device_id=3, log=lambda m: None)
     assert mgx.compile_options == [{"offload_copy": True, "fast_math": True, "device_id": 3}]
+
+
+def test_migraphx_says_a_loaded_mxr_ignores_device_id(mgx, onnx_models, tmp_path):
+    mxr = str(tmp_path / "a.mxr")
+    logs = []
+    MIGraphXEngine(onnx_models["static1"], savepath=mxr, device_id=2, log=logs.append)  # compiled: no note
+    MIGraphXEngine(onnx_models["static1"], savepath=mxr, device_id=2, log=logs.append)  # the cache, loaded
+    MIGraphXEngine(mxr, device_id=2, log=logs.append)
+    MIGraphXEngine(mxr, log=logs.append)
+    notes = [line for line in logs if "HIP_VISIBLE_DEVICES=2" in line]
+    assert len(notes) == 2 and all(line.startswith(f"note: {mxr} is a compiled program") for line in notes)
+
+
+def test_migraphx_refuses_an_mxr_compiled_without_offload_copy(mgx, onnx_models, tmp_path):
+    program = mgx.parse_onnx(onnx_models["static1"])
+    program.compile(mgx.get_target("gpu"), offload_copy=False)
+    mgx.save(program, str(tmp_path / "gpu_buffers.mxr"))
+    with pytest.raises(EngineError, match="gpu_buffers.mxr: compiled without offload_copy.*--enable-offload-copy"):
+        MIGraphXEngine(str(tmp_path / "gpu_buffers.mxr"))
+
+
+def test_migraphx_feeds_contiguous_memory(mgx, onnx_models, batch7, tmp_path):
+    x, expected = batch7
+    engine = MIGraphXEngine(onnx_models["static4"], savepath=str(tmp_path / "s4.mxr"), log=lambda m: None)
+    strided = np.asfortranarray(x[:4])
+    with pytest.raises(RuntimeError, match="C-contiguous"):  # the double, like MIGraphX, wants a plain array
+        mgx.argument(strided)
+    assert np.allclose(engine.run(strided), expected[:4], atol=1e-4)
+
+
+def test_migraphx_record_not_ours_means_unknown(mgx, onnx_models, tmp_path):
+    mxr = tmp_path / "dyn.mxr"
+    logs = []
+    MIGraphXEngine(onnx_models["dynamic"], batch_size=2, savepath=str(mxr), log=logs.append)
+    for record in ('{"onnx": "x"}', '"a string"', "[1, 2]"):
+        (tmp_path / "dyn.mxr.json").write_text(record)
+        assert MIGraphXEngine(str(mxr), log=logs.append).describe() == "migraphx gpu (precision unknown), batch 2"
+        mgx.reset()
+        MIGraphXEngine(onnx_models["dynamic"], batch_size=2, savepath=str(mxr), log=logs.append)
+        assert logs[-2].startswith(f"recompiling: {mxr} does not say") and mgx.calls["compile"] == 1
+
+
+def test_migraphx_drops_the_old_record_before_replacing_the_program(mgx, onnx_models, tmp_path, monkeypatch):
+    mxr = str(tmp_path / "dyn.mxr")
+    logs = []
+    MIGraphXEngine(onnx_models["dynamic"], batch_size=2, savepath=mxr, log=logs.append)  # fp32, recorded
+
+    def cannot_write(path, obj):
+        raise OSError("disk full")
+    with monkeypatch.context() as m:
+        m.setattr("lprnet.engines.write_json", cannot_write)
+        MIGraphXEngine(onnx_models["dynamic"], batch_size=2, savepath=mxr, fp16=True, log=logs.append)
+    assert "cannot save" in logs[-1] and not os.path.exists(mxr + ".json")
+    mgx.reset()
+    engine = MIGraphXEngine(onnx_models["dynamic"], batch_size=2, savepath=mxr, log=logs.append)  # fp32 again
+    assert mgx.calls["compile"] == 1 and engine.fp16 is False
 
 
 def test_migraphx_fp16_is_cached_apart(mgx, onnx_models, batch7):
