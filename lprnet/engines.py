@@ -183,8 +183,9 @@ class OrtEngine(Engine):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
+        providers = with_device(providers, device_id)
         try:
-            self.session = ort.InferenceSession(path, options, providers=with_device(providers, device_id))
+            self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise EngineError(f"{path}: ONNX Runtime cannot load it ({first_line(e, 120)})") from None
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
