@@ -2,6 +2,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from onnx import helper
 
 from lprnet.engines import OrtEngine
 from lprnet.export import export_to_onnx
@@ -15,9 +16,10 @@ def test_onnx_matches_torch(tmp_path, dynamic, columns):
     export_to_onnx(model, path, dynamic=dynamic)
     proto = onnx.load(path)
     assert [f for f in tmp_path.iterdir()] == [tmp_path / "m.onnx"]  # one file, no external data
-    assert proto.opset_import[0].version >= 11
-    assert not any(n.op_type == "MaxPool" and len(n.attribute) and n.input[0].endswith("3d")
-                   for n in proto.graph.node)
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [13]  # README says 13
+    pools = [n for n in proto.graph.node if n.op_type == "MaxPool"]  # LPRNet_Pytorch's were 3-D
+    assert [helper.get_attribute_value(a) for n in pools for a in n.attribute if a.name == "kernel_shape"] == [
+        [3, 3]] * 3
     engine = OrtEngine(path)
     assert engine.fixed_batch == (None if dynamic else 1)
     x = np.random.default_rng(0).standard_normal((5, 3, 24, 94)).astype(np.float32)
