@@ -8,7 +8,7 @@ over- or underexposed, or handed over in RGB order.
 import argparse
 import sys
 
-from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, set_folders, set_name
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, check_flags, set_folders, set_name
 from lprnet.conditions import condition_table
 from lprnet.engines import EngineError, open_engine
 from lprnet.evaluate import labelled_plates
@@ -26,16 +26,21 @@ def parse_opt(argv=None):
 
 
 def run(model, sets, batch_size=256, plate_rules=False, two_rows=False):
-    if batch_size < 1:
-        sys.exit("error: --batch_size must be at least 1")
+    check_flags(("--batch_size", batch_size, batch_size >= 1, "at least 1"))
+    folders = set_folders(sets)
     try:
         engine = open_engine(model)
-        named = {set_name(folder): labelled_plates(folder, two_rows=two_rows) for folder in set_folders(sets)}
+        named, skipped = {}, 0
+        for folder in folders:
+            plates, labels, bad = labelled_plates(folder, two_rows=two_rows)
+            named[set_name(folder)], skipped = (plates, labels), skipped + bad
     except (CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     print(f"model: {model}")
     result = condition_table(engine, named, batch_size, plate_rules)
     print(result)
+    if skipped:
+        print(f"skipped {skipped} images (each named above)")
     return result
 
 

@@ -7,7 +7,7 @@
 import argparse
 import sys
 
-from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, set_folders, set_name
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, check_flags, set_folders, set_name
 from lprnet.dataset import BoxesError, load_samples
 from lprnet.engines import EngineError, open_engine
 from lprnet.framing import SHIFTED, cut_table, readings, table
@@ -30,14 +30,19 @@ def parse_opt(argv=None):
 
 
 def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_rules=False, two_rows=False):
-    if batch_size < 1 or limit < 0:
-        sys.exit(f"error: --batch_size must be at least 1 and --limit 0 or more (got {batch_size}, {limit})")
+    check_flags(("--batch_size", batch_size, batch_size >= 1, "at least 1"),
+                ("--limit", limit, limit >= 0, "0 or more"), ("--seed", seed, seed >= 0, "0 or more"))
+    folders = set_folders(sets)
     try:
-        named = {}
-        for folder in set_folders(sets):
-            samples, _ = load_samples(folder, store_width=None)  # crops come from the images as read
+        named, skipped = {}, 0
+        for folder in folders:
+            samples, bad = load_samples(folder, store_width=None)  # crops come from the images as read
             framed = [s for s in samples if s.framed]  # load_samples says how many have no corners
+            if samples and not framed:
+                print(f"warning: {folder}: no boxes.tsv gives corners for its {len(samples)} plates, so none can be "
+                      "framed (use a folder like plates_context/val, or gen_plates.py --context)")
             named[set_name(folder)] = framed[:limit] if limit else framed
+            skipped += bad + len(samples) - len(framed)
         if cut_detail and (two_rows or any(s.two_rows for samples in named.values() for s in samples)):
             sys.exit("error: --cut_detail measures one-row plates' characters; leave it out for two-row plates "
                      "(--two_rows True, or marked in boxes.tsv)")
@@ -49,6 +54,8 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_ru
     if cut_detail:
         result += "\n\n" + cut_table(named, right[SHIFTED], seed)
     print(f"model: {model}\n{result}")
+    if skipped:
+        print(f"skipped {skipped} images (unreadable, unlabelled or without corners: each reported above)")
     return result
 
 

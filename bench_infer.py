@@ -22,7 +22,7 @@ import numpy as np
 
 from lprnet.cli import str2bool
 from lprnet.cpu import cpu_description
-from lprnet.device import DeviceError, configure_cpu
+from lprnet.device import DeviceError, configure_cpu, usable_cores
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
 from lprnet.evaluate import Score, labelled_plates, read_texts
 from lprnet.export import export_to_onnx
@@ -193,7 +193,7 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
     if min(sizes) < 1 or reps < 1:
         sys.exit("error: --batch_sizes and --reps must be at least 1")
     try:
-        plates, labels = labelled_plates(imgpath, log=lambda line: None)
+        plates, labels, _ = labelled_plates(imgpath, log=lambda line: None)
         if not labels:
             sys.exit(f"error: {imgpath}: no images named by a plate")
         with tempfile.TemporaryDirectory() as workdir:
@@ -209,7 +209,7 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
                     rows.append((name, b, seconds, ratio, score(opened[name][b], plates, labels, b)))
     except (CheckpointError, EngineError, QuantizeError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
-    used = threads or os.cpu_count()
+    used = threads or usable_cores()
     log(compute_rates(net, threads))
     log(f"CPU: {cpu_description()}, {os.cpu_count()} cores, {used} threads | {versions()}")
     log(f"{len(labels)} labelled plates from {imgpath}; median of {reps} interleaved rounds")

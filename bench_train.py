@@ -10,6 +10,7 @@ import time
 
 import torch
 
+from lprnet.cli import check_flags
 from lprnet.cpu import cpu_description, cpu_has_fast_bf16
 from lprnet.dataset import PlateDataset, collate, load_samples
 from lprnet.device import SLOW_BF16, DeviceError, configure_cpu, resolve_workers, torch_bf16_error
@@ -52,9 +53,14 @@ def measure(samples, batch_size, steps, workers, amp, channels_last):
 
 
 def run(imgdir, batch_size=64, steps=30, workers=-1, threads=0):
+    check_flags(("--batch_size", batch_size, batch_size >= 1, "at least 1"),
+                ("--steps", steps, steps >= 1, "at least 1"),
+                ("--workers", workers, workers >= -1, "-1 (as train.py) or more"))
     configure_cpu(threads)
     workers = resolve_workers(workers, torch.device("cpu"))
-    samples, _ = load_samples(imgdir)
+    samples, skipped = load_samples(imgdir)
+    if skipped:
+        print(f"skipped {skipped} images (each named above)")
     if len(samples) < batch_size:  # drop_last would leave the loader empty and the timing loop endless
         raise SystemExit(f"error: {imgdir}: {len(samples)} usable images, fewer than --batch_size {batch_size}")
     print(f"machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "

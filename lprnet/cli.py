@@ -84,7 +84,9 @@ def set_name(folder):
 
 def set_folders(sets):
     """The comma-separated --sets folders; exits with one line where two would share a table column's name."""
-    folders = [f for f in sets.split(",") if f]
+    folders = [f.strip() for f in sets.split(",") if f.strip()]
+    if not folders:
+        sys.exit("error: --sets names no folder")
     names = [set_name(f) for f in folders]
     for name in names:
         if names.count(name) > 1:

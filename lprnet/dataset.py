@@ -48,7 +48,7 @@ def parse_boxes_tsv(tsv, log=print):
             continue
         try:
             br, bl, tl, tr = [[float(v) for v in p.split("&")] for p in parts[2].split("_")]
-            if any(len(point) != 2 for point in (br, bl, tl, tr)):
+            if any(len(point) != 2 or not np.isfinite(point).all() for point in (br, bl, tl, tr)):
                 raise ValueError
         except (ValueError, IndexError):
             log(f"warning: {tsv} line {number}: not 'file<TAB>bbox<TAB>x&y_x&y_x&y_x&y corners', ignored")

@@ -113,7 +113,11 @@ def configure_cpu(threads=0):
         raise DeviceError(f"--threads {threads}: must be 0 (every core) or more")
     torch.set_flush_denormal(True)
     keep_freed_memory()
-    if threads:
-        torch.set_num_threads(threads)
-    elif os.cpu_count():
-        torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(threads or usable_cores())
+
+
+def usable_cores():
+    """The cores this process may run on (taskset, docker --cpuset-cpus), not every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

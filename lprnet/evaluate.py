@@ -62,12 +62,14 @@ def labelled_images(imgpath, log=print):
 
 
 def labelled_plates(imgpath, log=print, two_rows=False):
-    """uint8 plates [N,24,94,3] and their labels, for the benchmarks: files without a plate name (reported to
-    `log`) and unreadable ones (reported by `load_plates`) are skipped. `two_rows`: two-row plates, rows joined."""
-    paths, labels, _ = labelled_images(imgpath, log)
-    read, plates, _ = load_plates(paths, two_rows=two_rows)
+    """(uint8 plates [N,24,94,3], their labels, number skipped), for the benchmarks: files without a plate name
+    and unreadable ones are reported to `log` one line each and skipped. `two_rows`: two-row plates, rows joined."""
+    paths, labels, unlabelled = labelled_images(imgpath, log)
+    read, plates, unreadable = load_plates(paths, log, two_rows)
+    if not paths:
+        log(f"warning: {imgpath}: no images named by their plate")
     truth = dict(zip(paths, labels))
-    return plates, [truth[p] for p in read]
+    return plates, [truth[p] for p in read], unlabelled + unreadable
 
 
 def read_readings(engine, plates, batch_size, plate_rules=False):

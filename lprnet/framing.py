@@ -40,7 +40,7 @@ def _rectified(img, quad, rng, two_rows, trim):
 
 
 VARIANTS = {
-    "tight": _tight,                 # the axis-aligned box, as CCPD gives it
+    "tight": _tight,                 # the axis-aligned box around the four corners (not CCPD's own bbox column)
     "loose (+5-25% each side)": _loose,
     SHIFTED: _shifted,
     "rotated (+-8 deg)": _rotated,

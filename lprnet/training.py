@@ -24,6 +24,7 @@ from .device import (
     resolve_workers,
     select_device,
     slow_bf16_warning,
+    usable_cores,
 )
 from .evaluate import score_dataset
 from .image import write_atomic, write_lines
@@ -200,7 +201,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
     log = log or (print if ddp.main else (lambda *a, **k: None))
-    configure_cpu(max(1, (threads or os.cpu_count() or 1) // ddp.world))
+    configure_cpu(max(1, (threads or usable_cores()) // ddp.world))
     amp = resolve_amp(amp, device)
     problem = bf16_unavailable(amp, device)
     if problem:

@@ -62,7 +62,10 @@ def test_a_bad_size_flag_is_one_line_naming_the_problem():
 
 
 def test_benchmark_sets_that_would_share_a_column_are_refused(tmp_path):
-    assert set_folders("a/plates/val,b/plates/train,") == ["a/plates/val", "b/plates/train"]
+    assert set_folders("a/plates/val, b/plates/train,") == ["a/plates/val", "b/plates/train"]
+    for empty in ("", " , "):
+        with pytest.raises(SystemExit, match="^error: --sets names no folder$"):
+            set_folders(empty)
     with pytest.raises(SystemExit) as e:
         set_folders("a/plates/val,b/plates/val")
     assert str(e.value.code) == ("error: --sets a/plates/val and b/plates/val would both be the column plates/val; "

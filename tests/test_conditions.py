@@ -76,3 +76,18 @@ def test_a_missing_model_or_folder_is_one_error_line(tmp_path, monkeypatch):
         with pytest.raises(SystemExit) as e:
             bench_conditions.run(model, sets)
         assert str(e.value).startswith("error: ") and problem in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_images_are_named_and_counted_at_the_end(tmp_path, capsys):
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "皖X10391.jpg").write_bytes((ROOT / "imgs" / "皖X10391.jpg").read_bytes())
+    (tmp_path / "good" / "皖A12345.jpg").write_bytes(b"no image")
+    (tmp_path / "good" / "holiday.jpg").write_bytes((ROOT / "imgs" / "皖X10391.jpg").read_bytes())
+    (tmp_path / "empty").mkdir()
+    rows = bench_conditions.run(str(ROOT / "model" / "LPRNet.onnx"), f"{tmp_path / 'good'}, {tmp_path / 'empty'}")
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(line.split(":")[0] for line in out if line.startswith("skipped /")) == [
+        f"skipped {tmp_path / 'good' / 'holiday.jpg'}", f"skipped {tmp_path / 'good' / '皖A12345.jpg'}"]
+    assert f"warning: {tmp_path / 'empty'}: no images named by their plate" in out
+    assert rows.splitlines()[2] == "| as read | 100.0% | - |"
+    assert out[-1] == "skipped 2 images (each named above)"

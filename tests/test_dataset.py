@@ -15,7 +15,7 @@ from lprnet.augment import (
     frame_window,
     warp_window,
 )
-from lprnet.dataset import PlateDataset, Sample, load_samples
+from lprnet.dataset import PlateDataset, Sample, load_samples, parse_boxes_tsv
 from lprnet.image import list_images, write_image
 from lprnet.preprocess import load_plates, to_input
 from lprnet.synth import FontError, generate
@@ -88,3 +88,25 @@ def test_two_row_plates_marked_in_boxes_tsv_are_framed_then_joined_for_training_
     plate = train.plate(0).astype(int)
     assert np.abs(plate - warp_window(s.image, window, two_rows=True)).max() <= 1
     assert np.abs(plate - warp_window(s.image, window)).mean() > 10  # joined, not squeezed
+
+
+def test_bad_training_images_are_named_and_counted(tmp_path):
+    demo = (Path(__file__).resolve().parents[1] / "imgs" / "皖X10391.jpg").read_bytes()
+    for name, data in [("皖X10391.jpg", demo), ("皖A12345.jpg", b"no image"), ("holiday.jpg", demo),
+                       ("皖A1234.jpg", demo)]:
+        (tmp_path / name).write_bytes(data)
+    lines = []
+    samples, skipped = load_samples(str(tmp_path), log=lines.append)
+    assert [s.text for s in samples] == ["皖X10391"] and skipped == 3
+    assert sorted(line.split(":")[0] for line in lines) == [f"skipped {tmp_path / n}" for n in
+                                                            sorted(["皖A12345.jpg", "holiday.jpg", "皖A1234.jpg"])]
+
+
+def test_boxes_rows_with_corners_that_are_no_numbers_are_ignored(tmp_path):
+    rows = ["file\tbbox\tcorners", "a.jpg\t0&0_9&9\t9&9_0&9_0&0_9&0", "b.jpg\t0&0_9&9\tnan&9_0&9_0&0_9&0",
+            "c.jpg\t0&0_9&9\t9&9_0&inf_0&0_9&0"]
+    (tmp_path / "boxes.tsv").write_text("\n".join(rows) + "\n", "utf-8")
+    lines = []
+    boxes = parse_boxes_tsv(str(tmp_path / "boxes.tsv"), lines.append)
+    assert list(boxes) == [str(tmp_path / "a.jpg")]
+    assert [line.split(": not")[0] for line in lines] == [f"warning: {tmp_path / 'boxes.tsv'} line {n}" for n in (3, 4)]

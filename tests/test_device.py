@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 import test as test_script
 import train as train_script
 from lprnet import device as device_module
-from lprnet.device import resolve_amp, slow_bf16_warning, torch_bf16_error
+from lprnet.device import configure_cpu, resolve_amp, slow_bf16_warning, torch_bf16_error
 from lprnet.image import write_image
 from lprnet.model import save_checkpoint
 from tests.test_model import trained_like
@@ -63,3 +65,15 @@ def test_a_torch_without_bf16_lprnet_trains_and_reads_in_fp32_and_says_why_not_b
         train_script.main(["--train_img_dirs", str(tmp_path), "--test_img_dirs", str(tmp_path), "--amp", "bf16",
                            "--device", "cpu", "--save_folder", str(tmp_path / "w")])
     assert e.value.code == expected and not (tmp_path / "w").exists()
+
+
+def test_threads_default_to_the_cores_this_process_may_use(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)  # as under taskset -c 3
+        configure_cpu(0)
+        assert torch.get_num_threads() == 1
+        configure_cpu(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

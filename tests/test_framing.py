@@ -186,10 +186,26 @@ def test_two_row_plates_are_framed_then_joined_and_the_shipped_model_reads_them(
 
 def test_cut_detail_is_for_one_row_plates_only():
     with pytest.raises(SystemExit, match="--cut_detail measures one-row plates"):
-        bench_framing.run("model/LPRNet.onnx", "imgs", cut_detail=True, two_rows=True)
+        bench_framing.run(str(ROOT / "model" / "LPRNet.onnx"), str(ROOT / "imgs"), cut_detail=True, two_rows=True)
 
 
-@pytest.mark.parametrize("flags", [dict(batch_size=0), dict(limit=-1)])
-def test_benchmark_refuses_a_batch_below_1_and_a_negative_limit(flags):
-    with pytest.raises(SystemExit, match="^error: --batch_size must be at least 1 and --limit 0 or more"):
-        bench_framing.run("model/LPRNet.onnx", "nowhere", **flags)
+@pytest.mark.parametrize("flags,message", [(dict(batch_size=0), "--batch_size 0 must be at least 1"),
+                                           (dict(limit=-1), "--limit -1 must be 0 or more"),
+                                           (dict(seed=-1), "--seed -1 must be 0 or more"),
+                                           (dict(sets=" , "), "--sets names no folder")])
+def test_benchmark_refuses_flags_out_of_range(flags, message):
+    with pytest.raises(SystemExit) as e:
+        bench_framing.run(**{"model": "model/LPRNet.onnx", "sets": "nowhere", **flags})
+    assert str(e.value.code) == f"error: {message}"
+
+
+def test_plates_without_corners_are_said_and_counted(tmp_path, capsys):
+    for name in ("皖X10391.jpg", "沪AD36956.jpg"):  # tight crops, no boxes.tsv
+        (tmp_path / name).write_bytes((ROOT / "imgs" / name).read_bytes())
+    (tmp_path / "皖A12345.jpg").write_bytes(b"no image")
+    result = bench_framing.run(str(ROOT / "model" / "LPRNet.onnx"), str(tmp_path))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"skipped {tmp_path / '皖A12345.jpg'}: not a readable image (corrupt or unsupported format)"
+    assert out[1].startswith(f"warning: {tmp_path}: no boxes.tsv gives corners for its 2 plates, so none can be framed")
+    assert out[-1] == "skipped 3 images (unreadable, unlabelled or without corners: each reported above)"
+    assert result.splitlines()[0].endswith("(0) |")
