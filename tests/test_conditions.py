@@ -7,7 +7,7 @@ from lprnet.conditions import CONDITIONS, JPEG_QUALITY, condition_table, gray, h
 from lprnet.image import read_image
 from lprnet.preprocess import resize_plate
 from lprnet.synth import FontError, generate
-from tests.conftest import ROOT
+from tests.conftest import ROOT, no_fonts
 
 
 def demo_plates():
@@ -52,7 +52,7 @@ def test_two_row_plates_are_joined_before_the_conditions(tmp_path, capsys):
     try:
         generate(num=20, savepath=str(tmp_path), types="yellow_double", seed=4, join_rows=False, log=lambda *a: None)
     except FontError as e:
-        pytest.skip(f"no system fonts for rendering ({e})")
+        no_fonts(e)
     onnx = str(ROOT / "model" / "LPRNet.onnx")
     joined, squeezed = (bench_conditions.run(onnx, str(tmp_path), two_rows=two).splitlines() for two in (True, False))
     capsys.readouterr()

@@ -2,7 +2,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from lprnet.augment import (
     CONTEXT_FRAMING,
@@ -19,6 +18,7 @@ from lprnet.dataset import PlateDataset, Sample, load_samples, parse_boxes_tsv
 from lprnet.image import list_images, write_image
 from lprnet.preprocess import load_plates, to_input
 from lprnet.synth import FontError, generate
+from tests.conftest import no_fonts
 
 PLATES = {"皖A12345": (90, 300), "苏E88888": (20, 60), "沪AD12345": (48, 188)}  # text: (height, width)
 
@@ -75,7 +75,7 @@ def test_two_row_plates_marked_in_boxes_tsv_are_framed_then_joined_for_training_
     try:
         generate(num=6, savepath=str(tmp_path), types="yellow_double,blue", seed=5, context=True, log=lambda *a: None)
     except FontError as e:
-        pytest.skip(f"no system fonts for rendering ({e})")
+        no_fonts(e)
     samples, _ = load_samples(str(tmp_path), log=lambda *a: None)
     two = [s for s in samples if s.two_rows]
     assert len(two) == 2 and all(len(s.text) == 7 for s in two)  # the plan: 2 two-row plates, 4 blue

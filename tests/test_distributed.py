@@ -1,6 +1,7 @@
 """torchrun data-parallel training on CPU (gloo), compared with one process (needs ../shared)."""
 import csv
 import os
+import socket
 import subprocess
 import sys
 
@@ -14,9 +15,15 @@ from tests.conftest import ROOT, copy_subset, shared_path
 COMMON = ["--max_epoch", "1", "--workers", "0", "--amp", "off", "--no_augment", "--dropout", "0", "--seed", "3"]
 
 
+def free_port():
+    with socket.socket() as s:  # a fixed port fails when another run (another checkout's CI) holds it
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def launch(args, nproc):
     prefix = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-              "--master_port", "29533"] if nproc > 1 else [sys.executable]
+              "--master_port", str(free_port())] if nproc > 1 else [sys.executable]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run(prefix + [str(ROOT / "train.py")] + args, cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)

@@ -272,6 +272,15 @@ def test_migraphx_fp16_is_cached_apart(mgx, onnx_models, batch7):
     assert np.allclose(engine(x), expected, atol=0.05)
 
 
+def test_migraphx_says_fp16_cannot_change_a_compiled_program(mgx, onnx_models, tmp_path):
+    mxr = str(tmp_path / "s1.mxr")
+    logs = []
+    MIGraphXEngine(onnx_models["static1"], savepath=mxr, log=logs.append)
+    MIGraphXEngine(mxr, fp16=True, log=logs.append)
+    assert logs[-1] == f"note: --fp16 does nothing for {mxr}: it is compiled already (in fp32)"
+    assert mgx.calls["quantize_fp16"] == 0
+
+
 def test_migraphx_bad_models(mgx, onnx_models, tmp_path):
     with pytest.raises(EngineError, match="no such model file"):
         MIGraphXEngine(str(tmp_path / "none.onnx"))

@@ -1,7 +1,7 @@
 import numpy as np
 
 from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
-from lprnet.evaluate import best_two_row_reading, reread_two_row_plates
+from lprnet.evaluate import Score, best_two_row_reading, reread_two_row_plates
 from lprnet.image import write_image
 
 
@@ -73,3 +73,14 @@ def test_rgb_crops_are_reread_in_the_colours_preprocess_gives_them():
     assert readings[0][0] == "皖A12345"
     readings = [("皖A1", 0.2)]
     assert reread_two_row_plates(engine, [rgb], readings, batch_size=8) == []  # taken as BGR: a red plate
+
+
+def test_score_splits_misreadings_by_length_and_by_characters():
+    score = Score()
+    readings = [("a", "皖A12345", "皖A12345"), ("b", "皖A12345", "皖A1234"), ("c", "皖A12345", "皖A12346"),
+                ("d", "皖AD12345", "皖A123456"), ("e", "皖A12345", "")]
+    for name, truth, prediction in readings:
+        score.add(name, truth, prediction, 0.5)
+    assert (score.correct, score.wrong_length, score.wrong_chars, score.total) == (1, 2, 2, 5)
+    assert score.summary() == "accuracy=20.00% (1/5)"
+    assert [m[0] for m in score.misses] == ["b", "c", "d", "e"]

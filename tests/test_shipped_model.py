@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from lprnet.ccpd import parse_ccpd_name
 from lprnet.charset import label_from_filename
@@ -14,7 +13,7 @@ from lprnet.evaluate import labelled_images
 from lprnet.image import list_images, read_image
 from lprnet.preprocess import decode_plates, greedy_decode, load_plates, preprocess, to_input
 from lprnet.synth import FontError, generate
-from tests.conftest import load_script, shared_path
+from tests.conftest import load_script, no_fonts, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_ROW_ACCURACY = 0.7  # the shipped model reads 85% of the generated test set (README)
@@ -92,7 +91,7 @@ def test_the_shipped_model_reads_two_row_plates_once_their_rows_are_joined(tmp_p
     try:
         generate(num=100, savepath=str(tmp_path), types="yellow_double", seed=31, join_rows=False, log=lambda *a: None)
     except FontError as e:
-        pytest.skip(f"no system fonts for rendering ({e})")
+        no_fonts(e)
     model, onnx = str(ROOT / "model" / "lprnet.pth"), str(ROOT / "model" / "LPRNet.onnx")
     joined = load_script("test.py").run(model, str(tmp_path), two_rows=True)
     squeezed = load_script("test.py").run(model, str(tmp_path), two_rows=False)

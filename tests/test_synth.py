@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gen_plates
+from lprnet import ccpd
 from lprnet.ccpd_tables import ADS, ALPHABETS, PROVINCES, indices_to_plate, plate_to_indices
 from lprnet.charset import DIGITS, LETTERS, check_plate, label_from_filename
 from lprnet.dataset import BoxesError, load_samples, read_boxes
@@ -26,6 +27,7 @@ from lprnet.synth import (
     random_plate,
     style_from_spec,
 )
+from tests.conftest import no_fonts
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def synth():
     try:
         return PlateSynth()
     except FontError as e:
-        pytest.skip(f"no system fonts for rendering ({e})")
+        no_fonts(e)
 
 
 def run(tmp_path, name, **kw):
@@ -262,7 +264,6 @@ def test_text_style_defaults_are_sane():
 
 
 def test_cut_ccpd_reads_generated_scenes(synth, tmp_path):
-    ccpd = pytest.importorskip("lprnet.ccpd")
     src = run(tmp_path, "scenes", num=3, types="blue,green", seed=12, strength=0.5, ccpd=True)
     for name in os.listdir(src):
         label = ccpd.parse_ccpd_name(name)
@@ -305,7 +306,8 @@ def test_three_has_the_plate_fonts_flat_top(synth):
                                             (["--types", "blue=2,green=-1"],
                                              "error: weight '-1' of 'green' is below 0"),
                                             (["--effects", "perspective=-1"],
-                                             "error: weight '-1' of 'perspective' is below 0")])
+                                             "error: weight '-1' of 'perspective' is below 0"),
+                                            (["--context", "--ccpd"], "error: choose one of --context and --ccpd")])
 def test_gen_plates_refuses_bad_numbers_in_one_line(tmp_path, flags, message):
     with pytest.raises(SystemExit) as e:
         gen_plates.main(["--savepath", str(tmp_path / "out"), *flags])

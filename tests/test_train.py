@@ -41,16 +41,18 @@ def test_one_epoch_writes_checkpoints_log_and_plot(small_run):
     assert not [f for f in os.listdir(weights) if f.endswith(".tmp")]
 
 
-def test_resume_continues_the_same_schedule(small_run, capsys):
+def test_a_longer_max_epoch_fine_tunes_on_a_fresh_schedule(small_run, tmp_path, capsys):
     train, val, weights = small_run
+    tuned = str(tmp_path / "tuned")  # not the shared run's folder: the later tests start from its epoch 1
     train_script.main(["--train_img_dirs", train, "--test_img_dirs", val, "--max_epoch", "2",
-                       "--batch_size", "32", "--save_folder", weights, "--workers", "0", "--amp", "off",
+                       "--batch_size", "32", "--save_folder", tuned, "--workers", "0", "--amp", "off",
                        "--pretrained_model", os.path.join(weights, "last.pth"), "--resume_epoch", "1"])
     out = capsys.readouterr().out
     # max_epoch changed from 1 to 2, so this is a fine-tune on a fresh schedule, not an exact resume
     assert "fine-tuning from" in out and "training epochs 2..2" in out
-    assert [r["epoch"] for r in read_log(weights)] == ["2"]
-    assert read_checkpoint(os.path.join(weights, "last.pth"))["epoch"] == 2
+    assert [r["epoch"] for r in read_log(tuned)] == ["2"]
+    assert read_checkpoint(os.path.join(tuned, "last.pth"))["epoch"] == 2
+    assert read_checkpoint(os.path.join(weights, "last.pth"))["epoch"] == 1
 
 
 def test_killed_run_resumes_exactly(tmp_path, small_run, monkeypatch, capsys):
@@ -123,6 +125,23 @@ def test_fine_tuning_with_36_columns_keeps_them_and_test_py_and_onnx_read_them(s
     assert score.total == 32
     out = capsys.readouterr().out
     assert "ONNX Runtime agrees with torch on all 32 plates" in out
+
+
+def test_data_that_makes_no_batch_is_one_line(tmp_path, capsys):
+    demo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "imgs")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "皖A12345.jpg").write_bytes(b"no image")
+    (tmp_path / "two").mkdir()
+    for name in ("皖X10391.jpg", "沪AD36956.jpg"):
+        with open(os.path.join(demo, name), "rb") as f:
+            (tmp_path / "two" / name).write_bytes(f.read())
+    for folder, message in [("bad", f"error: no usable training images in {tmp_path / 'bad'}"),
+                            ("two", "error: 2 training images make no batch of 4 per process; lower --batch_size")]:
+        with pytest.raises(SystemExit) as e:
+            train_script.main(["--train_img_dirs", str(tmp_path / folder), "--test_img_dirs", str(tmp_path / "two"),
+                               "--batch_size", "4", "--save_folder", str(tmp_path / "w"), "--workers", "0"])
+        assert str(e.value) == message
+    assert f"skipped {tmp_path / 'bad' / '皖A12345.jpg'}: not a readable image" in capsys.readouterr().out
 
 
 def test_bad_flag_values_are_refused_before_any_data_is_read(tmp_path):
