@@ -117,7 +117,7 @@ def check_lprnet_io(path, input_shape, output_shape):
 
 def require_file(path, suffixes):
     if not os.path.isfile(path):
-        raise EngineError(f"{path}: no such model file")
+        raise EngineError(f"{path}: " + ("a folder, not a model file" if os.path.isdir(path) else "no such model file"))
     if not path.lower().endswith(suffixes):
         raise EngineError(f"{path}: expected a {' or '.join(suffixes)} model")
 
@@ -288,6 +288,8 @@ class MIGraphXEngine(Engine):
                     + (" (in fp32)" if source else ""))
             self.program = self.load(path)
             self.note_device_of_loaded(path, device_id)
+            if savepath:
+                log(f"note: --savepath {savepath} is not used: {path} is compiled already")
         else:
             savepath = savepath or mxr_path_for(path, fp16)
             if not savepath.lower().endswith(".mxr"):

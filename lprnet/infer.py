@@ -241,7 +241,7 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
         if problem:
             fatal(f"{flag} {value}: cannot write there ({problem})")
     if not os.path.isfile(model):
-        fatal(f"{model}: no such model file")
+        fatal(f"{model}: a folder, not a model file" if os.path.isdir(model) else f"{model}: no such model file")
     try:
         paths = list_images(imgpath)
     except FileNotFoundError as e:

@@ -276,8 +276,9 @@ def test_migraphx_says_fp16_cannot_change_a_compiled_program(mgx, onnx_models, t
     mxr = str(tmp_path / "s1.mxr")
     logs = []
     MIGraphXEngine(onnx_models["static1"], savepath=mxr, log=logs.append)
-    MIGraphXEngine(mxr, fp16=True, log=logs.append)
-    assert logs[-1] == f"note: --fp16 does nothing for {mxr}: it is compiled already (in fp32)"
+    MIGraphXEngine(mxr, fp16=True, savepath=str(tmp_path / "other.mxr"), log=logs.append)
+    assert logs[-2:] == [f"note: --fp16 does nothing for {mxr}: it is compiled already (in fp32)",
+                         f"note: --savepath {tmp_path / 'other.mxr'} is not used: {mxr} is compiled already"]
     assert mgx.calls["quantize_fp16"] == 0
 
 

@@ -160,6 +160,7 @@ def test_single_image_and_unicode_paths(models, imgdir, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["--model", "{tmp}/missing.onnx"], "error: {tmp}/missing.onnx: no such model file"),
+    (["--model", "{tmp}"], "error: {tmp}: a folder, not a model file"),
     (["--imgpath", "{tmp}/nowhere"], "error: {tmp}/nowhere: no such file or folder"),
     (["--imgpath", "{tmp}"], "error: {tmp}: no images in it"),
     (["--model", "{tmp}/relu.onnx"], "error: {tmp}/relu.onnx: not an LPRNet model"),
