@@ -101,7 +101,7 @@ def train_step(model, optimizer, images, labels, lengths, device, amp):
     return loss.detach()
 
 
-def start_state(pretrained_model, resume_epoch, max_epoch, log, columns=0):
+def start_state(pretrained_model, resume_epoch, max_epoch, log, columns=0, save_folder=""):
     """(model, checkpoint or None, exact_resume). An exact resume continues the saved run's optimizer and
     schedule; anything else fine-tunes the weights on a fresh schedule from resume_epoch to max_epoch.
     `columns` (0: the checkpoint's, or 18 from scratch) sets the net's output columns."""
@@ -109,8 +109,14 @@ def start_state(pretrained_model, resume_epoch, max_epoch, log, columns=0):
         return LPRNet(columns=columns or 18), None, False
     model, ckpt = load_model(pretrained_model, columns=columns or None)
     saved = ckpt.get("schedule", {})
-    exact = (checkpoint_columns(ckpt) == model.columns and "optimizer" in ckpt and ckpt.get("epoch") == resume_epoch
-             and saved.get("max_epoch") == max_epoch and "start_epoch" in saved)
+    same_run = (checkpoint_columns(ckpt) == model.columns and "optimizer" in ckpt
+                and saved.get("max_epoch") == max_epoch and "start_epoch" in saved)
+    exact = same_run and ckpt.get("epoch") == resume_epoch
+    in_place = save_folder and os.path.abspath(os.path.dirname(pretrained_model)) == os.path.abspath(save_folder)
+    if same_run and in_place and not exact:  # a typo would restart the run's schedule and trim its logs
+        raise SystemExit(f"error: {pretrained_model} is this run's checkpoint after epoch {ckpt.get('epoch')}: "
+                         f"--resume_epoch {ckpt.get('epoch')} goes on with it (to fine-tune it, give another "
+                         "--save_folder)")
     log(f"{'resuming' if exact else 'fine-tuning from'} {pretrained_model} "
         f"(epoch {ckpt.get('epoch', 0)}), training epochs {resume_epoch + 1}..{max_epoch}, {model.columns} columns")
     return model, ckpt, exact
@@ -193,6 +199,9 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
                 ("--threads", threads, threads >= 0, "0 (every core) or more"))
     if pretrained_model and not os.path.isfile(pretrained_model):
         raise SystemExit(f"error: {pretrained_model}: no such checkpoint file")
+    if resume_epoch and not pretrained_model:
+        raise SystemExit(f"error: --resume_epoch {resume_epoch} needs --pretrained_model (the checkpoint to go on "
+                         "from)")
     if os.path.exists(save_folder) and not os.path.isdir(save_folder):
         raise SystemExit(f"error: --save_folder {save_folder}: a file, not a folder")
     device = select_device(device)
@@ -212,6 +221,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     workers = resolve_workers(workers, device)
     torch.manual_seed(seed)
 
+    model, ckpt, exact = start_state(pretrained_model, resume_epoch, max_epoch, log, columns, save_folder)
     train_samples, skipped = load_samples(train_img_dirs, log=log)
     val_samples, val_skipped = load_samples(test_img_dirs, log=log, store_width=None)  # read as test.py reads
     if not train_samples:
@@ -219,12 +229,13 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     log(f"train: {len(train_samples)} images ({skipped} skipped), val: {len(val_samples)} ({val_skipped} skipped), "
         f"device {device}, amp {amp}, world size {ddp.world}")
 
-    model, ckpt, exact = start_state(pretrained_model, resume_epoch, max_epoch, log, columns)
     set_dropout(model, dropout)
     model = model.to(device).to(memory_format=torch.channels_last)
     if ddp.world > 1 and device.type == "cuda" and sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if ddp.world > 1:
+        # channels_last 1x1 conv weights have other (equivalent) strides than DDP's flat buckets: harmless here
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -255,7 +266,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
         optimizer.load_state_dict(ckpt["optimizer"])
         for group in optimizer.param_groups:
             group["lr"] = lr * one_cycle(done / total)
-    best = ckpt.get("best_accuracy", 0.0) if exact else 0.0
+    best = ckpt.get("best_accuracy", -1.0) if exact else -1.0  # best.pth: the first epoch, then each improvement
 
     os.makedirs(save_folder, exist_ok=True)
     csv_path = os.path.join(save_folder, "log.csv")
@@ -297,7 +308,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
             row = {"epoch": epoch + 1, "train_loss": f"{loss_sum / steps_per_epoch:.4f}",
                    "val_accuracy": f"{accuracy:.4f}", "lr": f"{scheduler.get_last_lr()[0]:.3e}",
                    "img_per_s": f"{seen / train_seconds:.1f}", "seconds": f"{time.time() - t0:.1f}"}
-            improved = accuracy >= best
+            improved = accuracy > best
             best = max(best, accuracy)
             state = dict(optimizer=optimizer.state_dict(), schedule=schedule, epoch=epoch + 1,
                          best_accuracy=best, val_accuracy=accuracy, args=args)

@@ -55,6 +55,27 @@ def test_a_longer_max_epoch_fine_tunes_on_a_fresh_schedule(small_run, tmp_path, 
     assert read_checkpoint(os.path.join(weights, "last.pth"))["epoch"] == 1
 
 
+def test_resuming_a_run_in_place_from_the_wrong_epoch_is_refused(small_run):
+    train, val, weights = small_run
+    last = os.path.join(weights, "last.pth")
+    with pytest.raises(SystemExit) as e:
+        train_script.main(["--train_img_dirs", train, "--test_img_dirs", val, "--max_epoch", "1", "--save_folder",
+                           weights, "--pretrained_model", last, "--resume_epoch", "0"])
+    assert str(e.value) == (f"error: {last} is this run's checkpoint after epoch 1: --resume_epoch 1 goes on with it "
+                            "(to fine-tune it, give another --save_folder)")
+    assert read_checkpoint(last)["epoch"] == 1
+
+
+def test_best_pth_is_written_only_when_val_improves(tmp_path, capsys):
+    demo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "imgs")
+    train_script.main(["--train_img_dirs", demo, "--test_img_dirs", demo, "--max_epoch", "2", "--batch_size", "4",
+                       "--save_folder", str(tmp_path / "w"), "--workers", "0", "--amp", "off"])
+    rows = read_log(str(tmp_path / "w"))
+    assert [r["val_accuracy"] for r in rows] == ["0.0000", "0.0000"]  # 2 epochs on 12 plates read none
+    marks = [line.endswith("[best]") for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert marks == [True, False]
+
+
 def test_killed_run_resumes_exactly(tmp_path, small_run, monkeypatch, capsys):
     train, val, _ = small_run
 
@@ -154,6 +175,8 @@ def test_bad_flag_values_are_refused_before_any_data_is_read(tmp_path):
                            (["--dropout", "2"], "error: --dropout 2.0 must be from 0 to below 1"),
                            (["--resume_epoch", "-3"], "error: --resume_epoch -3 must be 0 or more"),
                            (["--threads", "-1"], "error: --threads -1 must be 0 (every core) or more"),
+                           (["--resume_epoch", "3"], "error: --resume_epoch 3 needs --pretrained_model (the checkpoint "
+                                                     "to go on from)"),
                            (["--pretrained_model", absent + ".pth"], f"error: {absent}.pth: no such checkpoint file"),
                            (["--save_folder", __file__], f"error: --save_folder {__file__}: a file, not a folder")]:
         with pytest.raises(SystemExit) as e:
