@@ -68,15 +68,21 @@ def export_checked(model, onnx_path, dynamic, read, expected):
           f"ONNX Runtime agrees with torch on all {len(expected)} plates")
 
 
-def export_int8(model, onnx_path, read, expected, labels, torch_accuracy, calib_dir, calib_count, weight_bits,
-                dynamic):
+def int8_settings(calib_dir, calib_count, weight_bits):
+    """(calibration plates, weight bits) for export_int8, checked before anything is read or exported."""
+    from lprnet.quantize import QuantizeError, calibration_plates, resolve_weight_bits
+    try:
+        return calibration_plates(calib_dir, calib_count), resolve_weight_bits(weight_bits)
+    except QuantizeError as e:
+        sys.exit(f"error: {e}")
+
+
+def export_int8(model, onnx_path, read, expected, labels, torch_accuracy, calib_dir, calibration, bits, dynamic):
     """Quantise, then score the int8 model on the same crops read the same way (`read(engine)`) as torch
     (`expected`, `torch_accuracy`: torch's readings and their accuracy)."""
-    from lprnet.quantize import QuantizeError, calibration_plates, int8_path_for, quantize_to_onnx, resolve_weight_bits
+    from lprnet.quantize import QuantizeError, int8_path_for, quantize_to_onnx
     path = int8_path_for(onnx_path)
     try:
-        bits = resolve_weight_bits(weight_bits)
-        calibration = calibration_plates(calib_dir, calib_count)
         quantize_to_onnx(model, path, calibration, dynamic=dynamic, weight_bits=bits)
         engine = OrtEngine(path)
         readings, _ = read(engine)
@@ -103,6 +109,7 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
         sys.exit("error: --int8 True needs --export_onnx True")
     if int8 and not calib_dir:
         sys.exit("error: --int8 True needs --calib_dir: a folder of plate crops to calibrate on")
+    calibration, bits = int8_settings(calib_dir, calib_count, int8_weight_bits) if int8 else (None, None)
     try:
         engine = TorchEngine(model, device, amp, threads)
         paths, labels, bad_labels = labelled_images(imgpath)
@@ -147,7 +154,7 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
             sys.exit(f"error: {e}")
         if int8:
             export_int8(engine.model, onnx_path, read_with, texts, [truth[p] for p in read], accuracy,
-                        calib_dir, calib_count, int8_weight_bits, dynamic)
+                        calib_dir, calibration, bits, dynamic)
     print(score.summary())
     return score
 

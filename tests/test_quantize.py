@@ -243,8 +243,13 @@ def test_test_py_exports_and_scores_int8(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--int8", "True"], "error: --int8 True needs --export_onnx True"),
     (["--int8", "True", "--export_onnx", "True"], "error: --int8 True needs --calib_dir"),
+    (["--int8", "True", "--export_onnx", "True", "--calib_dir", "{tmp}/trian"], "error: {tmp}/trian: no such file"),
+    (["--int8", "True", "--export_onnx", "True", "--calib_dir", "{tmp}/empty"],
+     "error: {tmp}/empty: no readable images"),
 ])
-def test_test_py_int8_flag_mistakes_exit_with_one_line(tmp_path, argv, message):
-    with pytest.raises(SystemExit) as e:
-        load_script("test.py").main(["--model", str(tmp_path / "none.pth"), "--imgpath", str(tmp_path)] + argv)
-    assert str(e.value.code).startswith(message)
+def test_test_py_int8_flag_mistakes_exit_with_one_line_before_reading(tmp_path, argv, message):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:  # the model is checked only after the flags: none.pth is never opened
+        load_script("test.py").main(["--model", str(tmp_path / "none.pth"), "--imgpath", str(tmp_path)]
+                                    + [a.format(tmp=tmp_path) for a in argv])
+    assert str(e.value.code).startswith(message.format(tmp=tmp_path))
