@@ -11,7 +11,7 @@ accuracy of the labelled ones, and a last line `summary {json}`.
 import argparse
 
 from lprnet import infer
-from lprnet.cli import str2bool
+from lprnet.cli import piped, str2bool
 from lprnet.engines import OrtEngine, ort_providers
 
 
@@ -39,4 +39,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    piped(main)

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from lprnet import infer
-from lprnet.cli import str2bool
+from lprnet.cli import piped, str2bool
 from lprnet.engines import MIGraphXEngine, MIGraphXUnavailable, import_migraphx
 
 
@@ -45,4 +45,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    piped(main)

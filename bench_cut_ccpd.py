@@ -52,9 +52,9 @@ def benchmark(ccpdpath, workers, size=(94, 24), warp=False, log=print):
             cpu = time.process_time()
             s = cut_ccpd(ccpdpath, tmp, size=size, workers=n, warp=warp, progress=False, log=lambda _: None)
             cpu = time.process_time() - cpu
-        line = f"workers={n}: {s.cut} photos in {s.seconds:.2f} s = {s.rate:.0f} photos/s"
+        line = f"workers={n}: {s.processed} photos in {s.seconds:.2f} s = {s.rate:.0f} photos/s"
         if n == 1:
-            line += f"; {cpu:.2f} CPU-s = {s.cut / max(cpu, 1e-9):.0f} photos per CPU-second"
+            line += f"; {cpu:.2f} CPU-s = {s.processed / max(cpu, 1e-9):.0f} photos per CPU-second"
         log(line)
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, str2bool
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, piped, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
 from lprnet.evaluate import Score, labelled_images, read_crops, two_row_note
@@ -164,4 +164,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    piped(main)

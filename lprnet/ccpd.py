@@ -313,18 +313,19 @@ def write_skipped(path, skipped, settled):
 
 class Summary:
     def __init__(self):
-        self.written, self.done, self.cut, self.seconds = 0, 0, 0, 0.0
+        # processed: the photos the workers took (written, or skipped by them)
+        self.written, self.done, self.processed, self.seconds = 0, 0, 0, 0.0
         self.skipped = Counter()
 
     @property
     def rate(self):
-        return self.cut / max(self.seconds, 1e-9)
+        return self.processed / max(self.seconds, 1e-9)
 
     def line(self):
         reasons = ", ".join(f"{r} {self.skipped[r]}" for r in REASONS if self.skipped[r])
         skipped = f"skipped {sum(self.skipped.values())}" + (f" ({reasons}) -> {SKIPPED}" if reasons else "")
-        speed = f"{self.cut} photos cut in {self.seconds:.1f} s ({self.rate:.0f} photos/s)" if self.cut else \
-            f"nothing to cut ({self.seconds:.1f} s)"
+        speed = (f"{self.processed} photos processed in {self.seconds:.1f} s ({self.rate:.0f} photos/s)"
+                 if self.processed else f"nothing to cut ({self.seconds:.1f} s)")
         return f"written {self.written}, already there {self.done}, {skipped}; {speed}"
 
 
@@ -365,7 +366,7 @@ def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file=
 
     jobs = [(src, os.path.join(savepath, mapping[src]), label, size, warp) for src, label in labelled
             if overwrite or mapping[src] not in existing]
-    summary.done, summary.cut = len(labelled) - len(jobs), len(jobs)
+    summary.done, summary.processed = len(labelled) - len(jobs), len(jobs)
     settled = set(skipped) | {src for src, _ in labelled if mapping[src] in existing and not overwrite}
     try:
         bar = tqdm(total=len(jobs), unit="photo", disable=not progress or not jobs, smoothing=0.1)

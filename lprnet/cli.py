@@ -5,6 +5,15 @@ import re
 import sys
 
 
+def piped(main):
+    """Run a script's `main` so that `| head` closing the pipe ends it quietly, as other shell tools end."""
+    try:
+        main()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit must not fail again
+        sys.exit(1)
+
+
 def str2bool(value):
     """'True/False', any case, 1/0, yes/no, y/n, on/off -> bool (the seed README passes True/False)."""
     v = str(value).strip().lower()

@@ -319,4 +319,6 @@ def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font
     if score.total:
         log(score.summary())
     log("summary " + json.dumps(summary, ensure_ascii=False))
+    if not summary["images"]:
+        fatal(f"{imgpath}: no image could be read ({summary['skipped']} skipped)")
     return results, summary

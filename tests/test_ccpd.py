@@ -240,7 +240,7 @@ def test_skips_are_counted_listed_and_cut_goes_on(tmp_path, workers):
     assert "警" in next(ln for ln in skip_lines if "bad_plate" in ln)
     assert lines[-1].startswith("written 1, already there 0, skipped 6 (bad_name 1, bad_plate 1, unreadable 2, "
                                 "box_outside 2)")
-    assert "photos/s" in lines[-1]
+    assert "; 5 photos processed in " in lines[-1] and "photos/s" in lines[-1]  # 1 written, 4 skipped by workers
     assert crops(out) == ["皖A12345.jpg"]
 
     # the truncated photo gets repaired: the next run cuts it and drops its skipped.tsv line

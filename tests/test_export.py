@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -28,3 +30,10 @@ def test_onnx_matches_torch(tmp_path, dynamic, columns):
     got = engine(x)  # a static model is fed one plate at a time
     assert got.shape == (5, 68, columns)
     assert np.allclose(got, expected, atol=1e-4)
+
+
+def test_export_of_lprnets_own_graph_warns_nothing_to_the_user(tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_to_onnx(trained_like(3), str(tmp_path / "plain.onnx"), dynamic=True, lean=False)
+    assert not [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]

@@ -410,3 +410,21 @@ def test_test_py_keeps_the_model_there_when_the_export_reads_differently(checkpo
         test_py.run(checkpoint, str(imgdir), export_onnx=True, onnx_path=str(onnx_path))
     assert f"disagrees with torch on 5/5 plates; {onnx_path} is left as it was" in str(e.value.code)
     assert onnx_path.read_bytes() == b"the model users have" and os.listdir(str(tmp_path)) == ["LPRNet.onnx"]
+
+
+def test_a_run_that_reads_no_image_fails_after_its_summary(models, tmp_path, capsys):
+    for name in ("皖A12345.jpg", "notes.png"):
+        (tmp_path / name).write_bytes(b"no image")
+    with pytest.raises(SystemExit) as e:
+        ort_script.main(["--model", models["dynamic"], "--imgpath", str(tmp_path)])
+    assert str(e.value.code) == f"error: {tmp_path}: no image could be read (2 skipped)"
+    assert capsys.readouterr().out.splitlines()[-1].startswith('summary {"images": 0, "skipped": 2')
+
+
+def test_a_closed_pipe_ends_the_script_without_a_traceback(models, imgdir):
+    """`LPRNet_ORT_infer.py ... | head -1`: the reader goes away while the script still prints."""
+    run = subprocess.Popen([sys.executable, str(ROOT / "LPRNet_ORT_infer.py"), "--model", models["dynamic"],
+                            "--imgpath", str(imgdir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()  # before the script (still importing) prints anything
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1 and b"Traceback" not in err and b"BrokenPipe" not in err
