@@ -43,6 +43,8 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_ru
                       "framed (use a folder like plates_context/val, or gen_plates.py --context)")
             named[set_name(folder)] = framed[:limit] if limit else framed
             skipped += bad + len(samples) - len(framed)
+        if not any(named.values()):
+            sys.exit(f"error: --sets {sets}: no plate with corners to frame ({skipped} images skipped)")
         if cut_detail and (two_rows or any(s.two_rows for samples in named.values() for s in samples)):
             sys.exit("error: --cut_detail measures one-row plates' characters; leave it out for two-row plates "
                      "(--two_rows True, or marked in boxes.tsv)")

@@ -199,13 +199,26 @@ def test_benchmark_refuses_flags_out_of_range(flags, message):
     assert str(e.value.code) == f"error: {message}"
 
 
-def test_plates_without_corners_are_said_and_counted(tmp_path, capsys):
+def crops_without_corners(folder):
     for name in ("皖X10391.jpg", "沪AD36956.jpg"):  # tight crops, no boxes.tsv
-        (tmp_path / name).write_bytes((ROOT / "imgs" / name).read_bytes())
-    (tmp_path / "皖A12345.jpg").write_bytes(b"no image")
-    result = bench_framing.run(str(ROOT / "model" / "LPRNet.onnx"), str(tmp_path))
+        (folder / name).write_bytes((ROOT / "imgs" / name).read_bytes())
+    (folder / "皖A12345.jpg").write_bytes(b"no image")
+    return folder
+
+
+def test_plates_without_corners_are_said_and_counted(tmp_path, capsys):
+    crops_without_corners(tmp_path)
+    with pytest.raises(SystemExit) as e:  # nothing to measure at all
+        bench_framing.run(str(ROOT / "model" / "LPRNet.onnx"), str(tmp_path))
+    assert str(e.value.code) == f"error: --sets {tmp_path}: no plate with corners to frame (3 images skipped)"
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"skipped {tmp_path / '皖A12345.jpg'}: not a readable image (corrupt or unsupported format)"
     assert out[1].startswith(f"warning: {tmp_path}: no boxes.tsv gives corners for its 2 plates, so none can be framed")
-    assert out[-1] == "skipped 3 images (unreadable, unlabelled or without corners: each reported above)"
-    assert result.splitlines()[0].endswith("(0) |")
+
+
+def test_a_set_without_corners_beside_one_with_them_is_counted(tmp_path, capsys):
+    framed, bare = shared_path("data", "plates_context", "val"), crops_without_corners(tmp_path)
+    result = bench_framing.run(str(ROOT / "model" / "LPRNet.onnx"), f"{framed},{bare}", limit=2)
+    assert capsys.readouterr().out.splitlines()[-1] == ("skipped 3 images (unreadable, unlabelled or without "
+                                                        "corners: each reported above)")
+    assert result.splitlines()[0] == f"| framing | plates_context/val (2) | {bare.parent.name}/{bare.name} (0) |"
