@@ -11,8 +11,10 @@ be used are listed with their reason in `skipped.tsv`.
 import argparse
 import sys
 
-from lprnet.ccpd import ManifestError, cut_ccpd
+from lprnet.ccpd import CutError, cut_ccpd
 from lprnet.cli import size_arg, str2bool
+
+MAX_SIDE = 4096  # a crop is a plate: far larger sizes are typos (JPEG itself stops at 65535)
 
 
 def parse_opt(argv=None):
@@ -31,17 +33,21 @@ def parse_opt(argv=None):
     opt = p.parse_args(argv)
     if opt.workers < 0:
         p.error("--workers must be 0 (every core) or more")
+    if max(opt.size) > MAX_SIDE:
+        p.error(f"--size {opt.size[0]}x{opt.size[1]}: at most {MAX_SIDE} pixels a side")
     return opt
 
 
 def main(argv=None):
     opt = parse_opt(argv)
     try:
-        cut_ccpd(**vars(opt))
-    except (ManifestError, OSError, UnicodeError) as e:
+        summary = cut_ccpd(**vars(opt))
+    except (CutError, OSError, UnicodeError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: run the same command again to resume")
+    if not summary.written and not summary.done:
+        sys.exit(f"error: no crop in {opt.savepath}: every photo was skipped or none was found (see above)")
 
 
 if __name__ == "__main__":

@@ -41,15 +41,15 @@ MIN_OVERSAMPLE = 1.5
 # tolerated and clipped, anything further out is 'box_outside'.
 EDGE_SLACK = 1
 
-_PAIR = r"(\d+)&(\d+)"
+_PAIR = r"([0-9]+)&([0-9]+)"  # [0-9], not \d: no full-width or other scripts' digits
 _FIELDS = (  # (name, pattern) of the 7 '-'-separated fields
-    ("area/id", re.compile(r"\d+")),
-    ("tilt", re.compile(r"\d+_\d+")),
+    ("area/id", re.compile(r"[0-9]+")),
+    ("tilt", re.compile(r"[0-9]+_[0-9]+")),
     ("bbox", re.compile(f"{_PAIR}_{_PAIR}")),
     ("vertices", re.compile("_".join([_PAIR] * 4))),
-    ("plate indices", re.compile(r"\d+(?:_\d+){6,7}")),
-    ("brightness", re.compile(r"\d+")),
-    ("blur", re.compile(r"\d+")),
+    ("plate indices", re.compile(r"[0-9]+(?:_[0-9]+){6,7}")),
+    ("brightness", re.compile(r"[0-9]+")),
+    ("blur", re.compile(r"[0-9]+")),
 )
 
 # box: (x1, y1, x2, y2), inclusive; corners: float32 [4, 2] top-left, top-right, bottom-right, bottom-left
@@ -64,8 +64,9 @@ class BoxOutsideError(ValueError):
     """The plate's box does not lie inside the photo."""
 
 
-class ManifestError(ValueError):
-    """The save folder was made with other settings."""
+class CutError(ValueError):
+    """The run cannot start (the save folder was made with other settings, or holds the photos)."""
+
 
 
 def parse_ccpd_name(path):
@@ -86,7 +87,7 @@ def parse_ccpd_name(path):
         matches.append(m)
     x1, y1, x2, y2 = (int(v) for v in matches[2].groups())
     if x2 <= x1 or y2 <= y1:
-        raise CcpdNameError(f"bbox {fields[2]!r} is empty")
+        raise CcpdNameError(f"bbox {fields[2]!r} is " + ("reversed" if x2 < x1 or y2 < y1 else "one pixel thin"))
     v = [int(n) for n in matches[3].groups()]  # bottom-right, bottom-left, top-left, top-right
     corners = np.array([v[4:6], v[6:8], v[0:2], v[2:4]], np.float32)
     check_corners(corners, (x1, y1, x2, y2), fields[3])
@@ -98,10 +99,16 @@ def parse_ccpd_name(path):
 
 
 def check_corners(corners, box, field):
-    """Raise CcpdNameError where the four corners cannot be the plate in the bbox: in CCPD they enclose 43-100% of
-    its area and stray outside it by at most 11% of its width (622 sample photos)."""
+    """Raise CcpdNameError where the four corners cannot be the plate in the bbox: in CCPD they run clockwise from
+    the bottom-right one (so that --warp does not turn or mirror the plate), enclose 43-100% of its area and stray
+    outside it by at most 11% of its width (622 sample photos; the limits below leave a wide margin)."""
     x1, y1, x2, y2 = box
+    tl, tr, br, bl = corners
     x, y = corners[:, 0], corners[:, 1]
+    clockwise = np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)) > 0  # in image coordinates, y down
+    upright = (bl[1] + br[1]) > (tl[1] + tr[1]) and (tr[0] + br[0]) > (tl[0] + bl[0])  # holds up to 90 degrees
+    if len({(float(a), float(b)) for a, b in corners}) < 4 or not clockwise or not upright:
+        raise CcpdNameError(f"corners {field!r} are not four corners clockwise from the bottom-right one")
     area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
     if area < 0.2 * (x2 - x1) * (y2 - y1):
         raise CcpdNameError(f"corners {field!r} enclose {area:.0f} px², under a fifth of the bbox")
@@ -228,14 +235,34 @@ def run_jobs(jobs, workers):
 
 
 def list_photos(ccpdpath, split_file, savepath):
-    """(photos, missing): absolute paths, sorted. The save folder is never read back as input."""
+    """(photos, missing): real paths (a photo is the same photo through a link), sorted. The save folder is never
+    read back as input."""
     if split_file:
-        with open(split_file, encoding="utf-8") as f:
+        with open(split_file, encoding="utf-8-sig") as f:  # -sig: a BOM from a Windows editor is no part of a name
             names = {line.strip() for line in f if line.strip()}
-        paths = sorted(os.path.abspath(os.path.join(ccpdpath, n)) for n in names)
+        paths = sorted(os.path.realpath(os.path.join(ccpdpath, n)) for n in names)
         return [p for p in paths if os.path.isfile(p)], [p for p in paths if not os.path.isfile(p)]
-    save = os.path.join(os.path.abspath(savepath), "")
-    return sorted(p for p in map(os.path.abspath, list_images(ccpdpath)) if not p.startswith(save)), []
+    save = os.path.join(os.path.realpath(savepath), "")
+    return sorted(p for p in map(os.path.realpath, list_images(ccpdpath)) if not p.startswith(save)), []
+
+
+def check_folders(ccpdpath, savepath):
+    """CutError where the crops would go into the photos' own folder (or one above it): nothing could be told apart."""
+    photos, save = os.path.realpath(ccpdpath), os.path.realpath(savepath)
+    if photos == save or photos.startswith(os.path.join(save, "")):
+        raise CutError(f"--savepath {savepath} holds --ccpdpath {ccpdpath}: choose a folder outside it (or inside it)")
+
+
+def is_utf8_name(path):
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a name the file system gave as undecodable bytes (e.g. GBK from a Windows zip)
+        return False
+
+
+def printable(path):
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def settings_line(size, warp):
@@ -300,8 +327,8 @@ def assign_names(labelled, mapping, taken):
 
 
 def write_skipped(path, skipped, settled):
-    """skipped.tsv: this run's skips plus earlier runs' for photos this run did not settle."""
-    rows = [row for row in read_tsv(path) if len(row) >= 2 and row[0] not in settled]
+    """skipped.tsv: this run's skips plus earlier runs' for photos this run did not settle and that are still there."""
+    rows = [row for row in read_tsv(path) if len(row) >= 2 and row[0] not in settled and os.path.isfile(row[0])]
     rows += [[src, reason, detail] for src, (reason, detail) in skipped.items()]
     text = "# file\treason\tdetail\n" + "".join("\t".join(row) + "\n" for row in sorted(rows))
     if os.path.isfile(path):
@@ -334,23 +361,33 @@ def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file=
     """Crop every CCPD photo under `ccpdpath` (or listed in `split_file`) into `savepath`; returns a Summary."""
     start, summary = time.perf_counter(), Summary()
     size, workers = tuple(size), workers or os.cpu_count() or 1
-    savepath = os.path.abspath(savepath)  # worker processes may not share this one's working folder
+    check_folders(ccpdpath, savepath)
+    savepath = os.path.realpath(savepath)  # worker processes may not share this one's working folder
     photos, missing = list_photos(ccpdpath, split_file, savepath)
     if not photos and not missing:
         log(f"warning: {ccpdpath}: no images found")
     os.makedirs(savepath, exist_ok=True)
     manifest_path, header = os.path.join(savepath, MANIFEST), settings_line(size, warp)
     old_header, mapping = read_manifest(manifest_path)
-    if mapping and old_header != header and not overwrite:
-        made_with = str(old_header).replace("# cut_ccpd ", "")
-        raise ManifestError(f"{savepath} holds crops made with {made_with}, not {header.replace('# cut_ccpd ', '')}: "
-                            "use another --savepath, or --overwrite to redo them")
     existing = set(os.listdir(savepath))
+    made = [src for src, name in mapping.items() if name in existing]
+    if made and old_header != header:
+        made_with, wanted = str(old_header).replace("# cut_ccpd ", ""), header.replace("# cut_ccpd ", "")
+        if not overwrite:
+            raise CutError(f"{savepath} holds crops made with {made_with}, not {wanted}: use another --savepath, "
+                           "or --overwrite to redo them")
+        others = set(made) - set(photos)
+        if others:  # they would stay as they are under the new settings line
+            raise CutError(f"{savepath} holds {len(others)} crops made with {made_with} of photos this run does not "
+                           f"cut: --overwrite can redo only this run's photos; use another --savepath")
     for name in existing:  # temp files of a run that was killed
         if name.startswith(".") and name.endswith(".tmp"):
             os.remove(os.path.join(savepath, name))
 
     skipped = {src: ("missing", "listed in the split file but not found") for src in missing}
+    skipped.update({printable(src): ("bad_name", "the file name is not UTF-8 text") for src in photos
+                    if not is_utf8_name(src)})
+    photos = [src for src in photos if is_utf8_name(src)]
     labelled = []
     for src in photos:
         try:
@@ -380,6 +417,10 @@ def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file=
                     skipped[src] = result
                     log(f"skipped {src}: {result[1]} ({result[0]})")
                 bar.update()
+        if any(src in mapping for src in skipped):  # a name only for a crop that exists
+            for src in skipped:
+                mapping.pop(src, None)
+            write_manifest(manifest_path, header, mapping)
     finally:
         summary.skipped = Counter(reason for reason, _ in skipped.values())
         write_skipped(os.path.join(savepath, SKIPPED), skipped, settled)

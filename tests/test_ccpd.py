@@ -9,7 +9,7 @@ from lprnet.ccpd import (
     MANIFEST,
     SKIPPED,
     CcpdNameError,
-    ManifestError,
+    CutError,
     choose_reduction,
     cut_ccpd,
     parse_ccpd_name,
@@ -106,6 +106,10 @@ def test_parse_real_name_and_long_id():
     "025-90_89-10&20_110&60-50&40_50&40_50&40_50&40-0_0_1_2_3_4_5-120-15.jpg",  # the corners one point
     "025-90_89-10&20_110&60-110&60_10&60_10&58_110&58-0_0_1_2_3_4_5-120-15.jpg",  # a sliver
     "025-90_89-10&20_110&60-410&60_310&60_310&20_410&20-0_0_1_2_3_4_5-120-15.jpg",  # far right of the bbox
+    "025-90_89-10&20_110&60-10&20_110&20_110&60_10&60-0_0_1_2_3_4_5-120-15.jpg",  # from the top-left: upside down
+    "025-90_89-10&20_110&60-110&60_110&20_10&20_10&60-0_0_1_2_3_4_5-120-15.jpg",  # counter-clockwise: mirrored
+    "025-90_89-10&20_110&60-110&60_10&60_10&20_110&60-0_0_1_2_3_4_5-120-15.jpg",  # a corner twice
+    "０２５-90_89-10&20_110&60-110&60_10&60_10&20_110&20-0_0_1_2_3_4_5-120-15.jpg",  # full-width digits
 ])
 def test_parse_rejects_malformed_names(name):
     with pytest.raises(CcpdNameError):
@@ -305,7 +309,7 @@ def test_overwrite_and_settings_mismatch(tmp_path):
     cut(src, out)
     summary, _ = cut(src, out, overwrite=True)
     assert (summary.written, summary.done) == (2, 0) and crops(out) == ["皖A12345.jpg", "皖B12345.jpg"]
-    with pytest.raises(ManifestError, match="crop=bbox"):
+    with pytest.raises(CutError, match="crop=bbox"):
         cut(src, out, warp=True)
     summary, _ = cut(src, out, warp=True, overwrite=True)
     assert summary.written == 2
@@ -345,6 +349,67 @@ def test_save_folder_inside_the_ccpd_folder_is_not_read_back(tmp_path):
     cut(tmp_path, tmp_path / "crops")
     summary, _ = cut(tmp_path, tmp_path / "crops")
     assert (summary.written, summary.done, sum(summary.skipped.values())) == (0, 1, 0)
+
+
+def test_a_save_folder_that_holds_the_photos_is_refused(tmp_path):
+    make_photo(tmp_path / "ccpd", "皖A12345", (100, 500, 250, 550))
+    for save in (tmp_path / "ccpd", tmp_path):
+        with pytest.raises(CutError, match=f"--savepath {save} holds --ccpdpath {tmp_path / 'ccpd'}"):
+            cut(tmp_path / "ccpd", save)
+    assert sorted(os.listdir(tmp_path / "ccpd")) == [os.path.basename(ccpd_name("皖A12345", (100, 500, 250, 550)))]
+
+
+def test_the_same_photos_through_a_link_are_not_cut_twice(tmp_path):
+    make_photo(tmp_path / "ccpd", "皖A12345", (100, 500, 250, 550))
+    os.symlink(tmp_path / "ccpd", tmp_path / "link")
+    cut(tmp_path / "ccpd", tmp_path / "out")
+    summary, _ = cut(tmp_path / "link", tmp_path / "out")
+    assert (summary.written, summary.done) == (0, 1) and crops(tmp_path / "out") == ["皖A12345.jpg"]
+
+
+def test_a_split_file_with_a_bom(tmp_path):
+    a = make_photo(tmp_path / "ccpd_base", "皖A12345", (100, 500, 250, 550))
+    split = tmp_path / "train.txt"
+    split.write_text(f"ccpd_base/{os.path.basename(a)}\r\n", encoding="utf-8-sig")  # as Windows Notepad saves it
+    summary, _ = cut(tmp_path, tmp_path / "out", split_file=str(split))
+    assert summary.written == 1 and sum(summary.skipped.values()) == 0
+
+
+def test_a_folder_name_that_is_not_utf8_is_one_skip(tmp_path):
+    make_photo(tmp_path / "ccpd", "皖A12345", (100, 500, 250, 550))
+    gbk = os.path.join(os.fsencode(str(tmp_path / "ccpd")), "车牌".encode("gbk"))  # as Windows zip tools unpack it
+    os.mkdir(gbk)
+    name = ccpd_name("皖B12345", (100, 500, 250, 550))
+    with open(os.path.join(gbk, name.encode()), "wb") as f:
+        f.write(cv2.imencode(".jpg", np.zeros((1160, 720, 3), np.uint8))[1].tobytes())
+    summary, lines = cut(tmp_path / "ccpd", tmp_path / "out")
+    assert summary.written == 1 and summary.skipped["bad_name"] == 1
+    assert [line for line in lines if "not UTF-8" in line][0].startswith(f"skipped {tmp_path / 'ccpd'}/\ufffd")
+    assert skipped_rows(tmp_path / "out") == {name: "bad_name"}
+
+
+def test_overwrite_with_new_settings_cannot_leave_other_photos_crops_behind(tmp_path):
+    make_photo(tmp_path / "a", "皖A12345", (100, 500, 250, 550))
+    make_photo(tmp_path / "b", "皖B12345", (100, 500, 250, 550))
+    cut(tmp_path / "a", tmp_path / "out")
+    with pytest.raises(CutError, match="holds 1 crops made with size=94x24 crop=bbox of photos this run does not cut"):
+        cut(tmp_path / "b", tmp_path / "out", warp=True, overwrite=True)
+    for name in crops(tmp_path / "out"):
+        os.remove(tmp_path / "out" / name)
+    summary, _ = cut(tmp_path / "b", tmp_path / "out", warp=True)  # a manifest without its crops is no conflict
+    assert summary.written == 1
+
+
+def test_skipped_photos_keep_no_name_and_gone_ones_leave_skipped_tsv(tmp_path):
+    inside = make_photo(tmp_path / "in", "苏CFY773", (100, 500, 250, 550))
+    outside = make_photo(tmp_path / "in", "苏CFY773", (600, 500, 750, 550), size=(700, 1160))  # box past the edge
+    summary, _ = cut(tmp_path / "in", tmp_path / "out")
+    assert summary.skipped["box_outside"] == 1
+    with open(tmp_path / "out" / MANIFEST, encoding="utf-8") as f:
+        assert [line.split("\t")[0] for line in f.read().splitlines()[1:]] == [os.path.realpath(inside)]
+    os.remove(outside)
+    cut(tmp_path / "in", tmp_path / "out")
+    assert skipped_rows(tmp_path / "out") == {}
 
 
 def test_missing_ccpd_folder(tmp_path):

@@ -116,6 +116,14 @@ def test_user_mistakes_end_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cut_ccpd.main(["--ccpdpath", str(tmp_path), "--savepath", str(tmp_path / "out"), "--size", "94by24"])
     assert e.value.code == 2 and "94x24" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cut_ccpd.main(["--ccpdpath", str(tmp_path), "--savepath", str(tmp_path / "out"), "--size", "70000x24"])
+    assert e.value.code == 2 and "--size 70000x24: at most 4096 pixels a side" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        cut_ccpd.main(["--ccpdpath", str(tmp_path / "empty"), "--savepath", str(tmp_path / "out")])
+    assert str(e.value) == (f"error: no crop in {tmp_path / 'out'}: every photo was skipped or none was found "
+                            "(see above)")
 
     photo(tmp_path / "in", GOOD)
     cut_ccpd.main(["--ccpdpath", str(tmp_path / "in"), "--savepath", str(tmp_path / "out")])
