@@ -147,10 +147,7 @@ def compute_rates(net, threads):
 
 
 def score(engine, plates, labels, batch):
-    result = Score()
-    for i, text in enumerate(read_texts(engine, plates, batch)):
-        result.add(str(i), labels[i], text)
-    return result
+    return Score.of(labels, read_texts(engine, plates, batch))
 
 
 def seconds_per_call(engines, x, reps, round_s):

@@ -90,9 +90,7 @@ def export_int8(model, onnx_path, read, expected, labels, torch_accuracy, calib_
     except (QuantizeError, EngineError) as e:
         sys.exit(f"error: {e}")
     engine.report_warnings()
-    score = Score()
-    for i, (want, text) in enumerate(zip(labels, got)):
-        score.add(str(i), want, text)
+    score = Score.of(labels, got)
     differ = sum(a != b for a, b in zip(got, expected))
     print(f"exported {path} (int8, {bits}-bit weights, {os.path.getsize(path) / 1e6:.1f} MB, "
           f"calibrated on {len(calibration)} crops "
@@ -129,9 +127,7 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
         print(two_row_note(two_rows, len(changed)))
     texts = [text for text, _ in readings]  # what the exported models must read alike
 
-    score = Score()
-    for path, (text, confidence) in zip(read, readings):
-        score.add(path, truth[path], text, confidence)
+    score = Score.of([truth[p] for p in read], texts, read, [confidence for _, confidence in readings])
     if show:
         for path, want, got, confidence in score.misses:
             print(f"miss {path}: {want} -> {got or '(empty)'}  {confidence:.2f}")
@@ -146,7 +142,7 @@ def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_p
         accuracy = score.accuracy
         if amp != "off":  # the export is float32: it must read as torch does in float32
             texts = [text for text, _ in read_with(TorchEngine(model, device, "off", threads))[0]]
-            accuracy = sum(text == truth[p] for p, text in zip(read, texts)) / len(texts)
+            accuracy = Score.of([truth[p] for p in read], texts).accuracy
             print("the float32 export is checked against torch in float32")
         try:
             export_checked(engine.model, onnx_path, dynamic, read_with, texts)

@@ -157,7 +157,7 @@ def photometric(plate, rng, p):
         x[:] = x.mean(axis=2, keepdims=True)
     out = np.clip(x, 0, 255).astype(np.uint8)
     if rng.random() < p.jpeg:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*p.jpeg_quality))])
+        buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*p.jpeg_quality))])[1]
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return out
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .ccpd_tables import indices_to_plate
 from .charset import LabelError, check_plate
-from .image import ImageError, list_images, read_image, write_atomic, write_image
+from .image import ImageError, list_images, read_image, write_image, write_lines
 from .pool import clean_process_pool
 from .preprocess import INPUT_H, INPUT_W, resize_plate
 
@@ -277,14 +277,6 @@ def read_tsv(path):
         return [line.rstrip("\n").split("\t") for line in f if line.strip() and not line.startswith("#")]
 
 
-def write_text(path, text):
-    def dump(tmp):
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-
-    write_atomic(path, dump)
-
-
 def read_manifest(path):
     """(settings line or None, {photo: output name})."""
     header = None
@@ -296,7 +288,7 @@ def read_manifest(path):
 
 
 def write_manifest(path, header, mapping):
-    write_text(path, header + "\n" + "".join(f"{src}\t{out}\n" for src, out in mapping.items()))
+    write_lines(path, [header + "\n"] + [f"{src}\t{out}\n" for src, out in mapping.items()])
 
 
 def is_name_for(name, plate):
@@ -335,7 +327,7 @@ def write_skipped(path, skipped, settled):
         with open(path, encoding="utf-8") as f:
             if f.read() == text:
                 return
-    write_text(path, text)
+    write_lines(path, [text])
 
 
 class Summary:

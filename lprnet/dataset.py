@@ -118,7 +118,7 @@ def load_samples(dirs, workers=2, log=print, store_width=STORE_PLATE_WIDTH):
 
 
 class PlateDataset(torch.utils.data.Dataset):
-    """Returns (input [3, 24, 94] float32, label indices, label length)."""
+    """Returns (input [3, 24, 94] float32, label indices); `collate` batches them with the label lengths."""
 
     def __init__(self, samples, train=False, seed=0, framing=CONTEXT_FRAMING, photo=PHOTOMETRIC):
         """`framing`: how training windows frame plates whose surroundings are known (bare crops: TIGHT_FRAMING);

@@ -1,4 +1,6 @@
-"""Exact-match accuracy with LPRNet_Pytorch's breakdown: correct / wrong length / wrong characters."""
+"""Reading labelled plates and scoring the readings: exact-match accuracy with LPRNet_Pytorch's breakdown (correct /
+wrong length / wrong characters), the reading of crops by any engine (with the two-row re-reading) and torch's
+logits."""
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +34,14 @@ class Score:
     @property
     def accuracy(self):
         return self.correct / self.total if self.total else 0.0
+
+    @classmethod
+    def of(cls, truths, predictions, names=None, confidences=None):
+        """The Score of `predictions` against `truths` (misses named by `names`, else by their index)."""
+        score = cls()
+        for i, (truth, prediction) in enumerate(zip(truths, predictions)):
+            score.add(names[i] if names else str(i), truth, prediction, confidences[i] if confidences else None)
+        return score
 
     def add(self, name, truth, prediction, confidence=None):
         if prediction == truth:
@@ -154,24 +164,20 @@ def read_texts(engine, plates, batch_size, plate_rules=False):
     return [text for text, _ in read_readings(engine, plates, batch_size, plate_rules)]
 
 
-def torch_logits(model, x, device, amp="off", channels_last=True):
-    """Logits as float32 numpy for a float32 numpy/torch batch."""
+def torch_logits(model, x, device, amp="off"):
+    """Logits as float32 numpy for a float32 numpy/torch batch (fed channels_last, as the nets are kept)."""
     import torch  # deployment scripts use Score without torch installed
 
     from .device import autocast
-    x = torch.as_tensor(x).to(device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = torch.as_tensor(x).to(device).contiguous(memory_format=torch.channels_last)
     with torch.no_grad(), autocast(device, amp):
         return model(x).float().cpu().numpy()
 
 
 def score_dataset(model, dataset, device, batch_size=256, amp="off"):
     """Score a non-augmenting PlateDataset with a torch model (used for per-epoch validation)."""
-    score = Score()
+    texts = []
     for start in range(0, len(dataset), batch_size):
-        idx = range(start, min(start + batch_size, len(dataset)))
-        x = np.stack([dataset[i][0].numpy() for i in idx])
-        for i, text in zip(idx, greedy_decode(torch_logits(model, x, device, amp))):
-            score.add(str(i), dataset.samples[i].text, text)
-    return score
+        x = np.stack([dataset[i][0].numpy() for i in range(start, min(start + batch_size, len(dataset)))])
+        texts += greedy_decode(torch_logits(model, x, device, amp))
+    return Score.of([s.text for s in dataset.samples], texts)

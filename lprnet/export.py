@@ -1,4 +1,5 @@
-"""Export LPRNet to ONNX: static batch 1 or dynamic batch, one file, opset 13, input `input`, output `output`.
+"""Export LPRNet to ONNX: a static batch (1 by default) or dynamic batch, one file, opset 13, input `input`, output
+`output`.
 
 By default the graph is that of `LeanLPRNet`, LPRNet rewritten for inference with the same predictions
 (tests/test_quantize.py compares both exports plate by plate on the real validation crops):

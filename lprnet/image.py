@@ -20,9 +20,7 @@ def to_bgr8(img):
         img = np.clip(img * 255 if img.max() <= 1 else img, 0, 255).round().astype(np.uint8)
     elif img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 1:
+    if img.ndim == 2 or img.shape[2] == 1:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
@@ -69,9 +67,9 @@ def write_atomic(path, write):
 
 
 def write_lines(path, lines):
-    """Write text lines (each ending in a newline) to `path` atomically, as UTF-8."""
+    """Write text lines (each ending in a newline) to `path` atomically, as UTF-8 with \n line ends on every OS."""
     def dump(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(lines)
 
     write_atomic(path, dump)

@@ -199,10 +199,8 @@ def save_visualisations(results, images, save_vis, imgpath, font, log):
 
 def summarise(results, seconds, engine, batch_size):
     """The summary dict and the Score of the labelled images (the same Score test.py reports)."""
-    score = Score()
-    for r in results:
-        if r.correct is not None:
-            score.add(r.file, r.label, r.plate)
+    labelled = [r for r in results if r.correct is not None]
+    score = Score.of([r.label for r in labelled], [r.plate for r in labelled], [r.file for r in labelled])
     read = sum(r.error is None for r in results)
     summary = {"images": read, "skipped": len(results) - read, "labelled": score.total}
     if score.total:

@@ -284,7 +284,7 @@ def checkpoint_columns(ckpt):
     return ckpt.get("columns", 18)
 
 
-def load_model(path, device="cpu", columns=None):
+def load_model(path, columns=None):
     """Build LPRNet from any checkpoint we accept; returns (model in eval mode, checkpoint dict). The net reads
     the checkpoint's number of output columns (18 where it does not say), or `columns`: the parameters are
     the same."""
@@ -303,7 +303,7 @@ def load_model(path, device="cpu", columns=None):
         raise CheckpointError(f"{path}: not an LPRNet checkpoint "
                               f"({len(missing)} missing, {len(wrong)} wrong-shape tensors, e.g. {example})")
     model.load_state_dict(flush_denormals_({k: state[k].float() for k in expected}))
-    return model.to(device).eval(), ckpt
+    return model.eval(), ckpt
 
 
 def save_checkpoint(path, model, **extra):

@@ -2,7 +2,7 @@
 
 Input: NCHW float32 [N, 3, 24, 94], BGR, (pixel - 127.5) * 0.0078125. Output: logits [N, 68, T] (T = 18
 columns, or 36), decoded greedily (argmax per column, collapse repeats, drop blanks; optionally fitted to a
-valid plate) with a confidence. Every engine uses these two.
+valid plate) with a confidence. Every script and engine reads plates through these (to_input, decode_plates).
 """
 from itertools import combinations
 

@@ -81,13 +81,10 @@ def calibration_plates(calib_dir, count=200, log=print):
     return plates
 
 
-def calibration_batches(plates, batch=None):
-    """Model inputs for calibration: chunks of CALIBRATION_BATCH, or exactly `batch` plates for a static model."""
-    size = batch or CALIBRATION_BATCH
-    if batch and len(plates) < batch:
-        plates = np.resize(plates, (batch,) + plates.shape[1:])  # repeat: a static model takes `batch` plates
-    stop = len(plates) - len(plates) % size if batch else len(plates)
-    return [to_input(plates[i:i + size]) for i in range(0, stop, size)]
+def calibration_batches(plates, dynamic):
+    """Model inputs for calibration: chunks of CALIBRATION_BATCH, or one plate each for a static (batch 1) model."""
+    size = CALIBRATION_BATCH if dynamic else 1
+    return [to_input(plates[i:i + size]) for i in range(0, len(plates), size)]
 
 
 def channel_peaks(model, x, convs, chunk=50):
@@ -232,18 +229,19 @@ def resolve_weight_bits(weight_bits="auto"):
     return int(weight_bits)
 
 
-def quantize_to_onnx(model, path, plates, dynamic=False, batch=1, weight_bits="auto"):
-    """Write an int8 QDQ ONNX model of `model` (LPRNet) to `path`, calibrated on uint8 `plates` [N,24,94,3],
-    with 7- or 8-bit weights (`resolve_weight_bits`), recorded in the model's metadata."""
+def quantize_to_onnx(model, path, plates, dynamic=False, weight_bits="auto"):
+    """Write an int8 QDQ ONNX model of `model` (LPRNet; dynamic batch, or static batch 1) to `path`, calibrated on
+    uint8 `plates` [N,24,94,3], with 7- or 8-bit weights (`resolve_weight_bits`), recorded in the model's
+    metadata."""
     check_onnxruntime(ort.__version__)
     bits = resolve_weight_bits(weight_bits)
     lean = LeanLPRNet(model.float().cpu().eval(), pool_as_conv=True)
     equalize_channels(lean, to_input(plates))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_to_onnx(lean, os.path.join(tmp, "lean.onnx"), dynamic=dynamic, batch=batch)
+        fp32 = export_to_onnx(lean, os.path.join(tmp, "lean.onnx"), dynamic=dynamic)
         fp32_model = onnx.load(fp32)
-        batches = calibration_batches(plates, None if dynamic else batch)
+        batches = calibration_batches(plates, dynamic)
 
         def write(out):
             overrides = input_overrides(fp32_model.graph) if bits == 7 else {}

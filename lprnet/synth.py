@@ -29,9 +29,9 @@ from .image import ImageError, unwritable_folder, write_image, write_lines
 from .pool import clean_process_pool
 from .preprocess import INPUT_H, INPUT_W, join_rows, resize_plate
 from .synth_fonts import FontError, GlyphBank, find_fonts
-from .synth_text import KINDS, TextStyle, draw, kind_probs, parse_weights, pick_kind, random_plate, style_from_spec
+from .synth_text import TextStyle, draw, kind_probs, parse_weights, pick_kind, random_plate, style_from_spec
 
-__all__ = ["KINDS", "CCPD_SIZE", "Effects", "FontError", "PlateSynth", "TextStyle", "ccpd_filename",
+__all__ = ["CCPD_SIZE", "Effects", "FontError", "PlateSynth", "TextStyle", "ccpd_filename",
            "effects_from_spec", "file_names", "generate", "plan_plates", "random_plate", "style_from_spec"]
 CCPD_SIZE = (720, 1160)  # width, height of a CCPD photo
 

@@ -7,7 +7,7 @@ import numpy as np
 from .charset import DIGITS, LETTERS, PROVINCES, check_plate
 
 KINDS = ("blue", "yellow", "green_small", "green_large", "yellow_double")
-TYPE_ALIASES = {"green": ("green_small", "green_large")}  # --types green: both green kinds
+TYPE_ALIASES = ("green",)  # --types green: both green kinds, split by TextStyle.green_large (pick_kind)
 
 @dataclass
 class TextStyle:
@@ -61,7 +61,7 @@ def style_from_spec(spec):
 
 def kind_probs(spec):
     """'blue=6,green=3,yellow' -> (kinds, probabilities); 'green' splits into small/large in the caller."""
-    weights = parse_weights(spec, keys=KINDS + tuple(TYPE_ALIASES))
+    weights = parse_weights(spec, keys=KINDS + TYPE_ALIASES)
     weights.pop("*", None)
     if not weights or sum(weights.values()) <= 0:
         raise ValueError(f"no plate type in {spec!r}")

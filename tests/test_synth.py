@@ -15,7 +15,6 @@ from lprnet.dataset import BoxesError, load_samples, read_boxes
 from lprnet.image import list_images, read_image
 from lprnet.synth import (
     CCPD_SIZE,
-    KINDS,
     Effects,
     FontError,
     PlateSynth,
@@ -27,6 +26,7 @@ from lprnet.synth import (
     random_plate,
     style_from_spec,
 )
+from lprnet.synth_text import KINDS
 from tests.conftest import no_fonts
 
 
