@@ -4,6 +4,8 @@ import os
 import re
 import sys
 
+from .preprocess import MAX_DROPPED, ONE_ROW_LEN, TWO_ROW_MIN_ASPECT
+
 
 def piped(main):
     """Run a script's `main` so that `| head` closing the pipe ends it quietly, as other shell tools end."""
@@ -38,8 +40,9 @@ def probability(text):
 def add_plate_rules_flag(parser):
     """--plate_rules, the same for every script that reads plates (lprnet.preprocess.greedy_decode)."""
     parser.add_argument("--plate_rules", type=str2bool, default=False,
-                        help="a reading of 8-9 characters that is no plate drops its least confident extra "
-                             "characters (True/False; default False: plain greedy decoding)")
+                        help=f"a reading of {ONE_ROW_LEN + 1}-{ONE_ROW_LEN + MAX_DROPPED} characters that is no "
+                             "plate drops its least confident extra characters (True/False; default False: plain "
+                             "greedy decoding)")
 
 
 def two_rows_arg(value):
@@ -60,9 +63,9 @@ def add_two_rows_flag(parser, auto=False):
                  "before reading (True/False")
     if auto:
         parser.add_argument("--two_rows", type=two_rows_arg, default="auto",
-                            help=help_text + "/auto; default auto: only crops at least 0.4 times as high as wide "
-                                 "whose one-row reading is no valid plate are read joined, and kept where that "
-                                 "gives a valid plate)")
+                            help=help_text + f"/auto; default auto: only crops at least {TWO_ROW_MIN_ASPECT} times "
+                                 "as high as wide whose one-row reading is no valid plate are read joined, and kept "
+                                 "where that gives a valid plate)")
     else:
         parser.add_argument("--two_rows", type=str2bool, default=False, help=help_text + ")")
 

@@ -14,7 +14,8 @@ from .image import ImageError, read_image, to_bgr8
 
 INPUT_W, INPUT_H = 94, 24
 OUTPUT_COLUMNS = (18, 36)  # LPRNet's 18, or 36 (`LPRNet(columns=36)`)
-MAX_DROPPED = 2  # greedy_decode's plate_rules mend readings of up to 7 + 2 characters
+ONE_ROW_LEN = 7  # characters of a blue or yellow plate; green ones have 8
+MAX_DROPPED = 2  # greedy_decode's plate_rules mend readings of up to ONE_ROW_LEN + 2 characters
 MEAN, SCALE = 127.5, 0.0078125
 # Two-row plates (GA 36 rear plates of large vehicles: province and office letter above, the serial below) are
 # read as one row: each row is cut out of the crop at these fractions (y0, y1, x0, x1) and the two are laid side
@@ -119,7 +120,7 @@ def decode_plates(logits, plate_rules=False):
         runs = character_runs(best)
         text = "".join(CHARS[k] for k, _, _ in runs)
         confidences = [p[k, first:last + 1].max() for k, first, last in runs]
-        if plate_rules and 7 < len(text) <= 7 + MAX_DROPPED and not is_plate(text):
+        if plate_rules and ONE_ROW_LEN < len(text) <= ONE_ROW_LEN + MAX_DROPPED and not is_plate(text):
             text, confidences = fit_to_plate(text, confidences)
         read.append((text, float(min(confidences, default=0.0))))
     return read
@@ -143,7 +144,7 @@ def fit_to_plate(text, confidences):
     and the confidences of the characters kept; `text` itself where none is left. The usual case: LPRNet reads
     one extra character from the frame or the background beside the plate (`皖AY68767` for `皖AY6876`); only
     green plates have 8 characters, with D/F third or last."""
-    for count in range(1, min(MAX_DROPPED, len(text) - 7) + 1):
+    for count in range(1, min(MAX_DROPPED, len(text) - ONE_ROW_LEN) + 1):
         options = []
         for dropped in combinations(range(len(text)), count):
             kept = [i for i in range(len(text)) if i not in dropped]
