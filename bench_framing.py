@@ -33,6 +33,10 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_ru
     check_flags(("--batch_size", batch_size, batch_size >= 1, "at least 1"),
                 ("--limit", limit, limit >= 0, "0 or more"), ("--seed", seed, seed >= 0, "0 or more"))
     folders = set_folders(sets)
+    one_row_only = ("error: --cut_detail measures one-row plates' characters; leave it out for two-row plates "
+                    "(--two_rows True, or marked in boxes.tsv)")
+    if cut_detail and two_rows:
+        sys.exit(one_row_only)
     try:
         named, skipped = {}, 0
         for folder in folders:
@@ -45,9 +49,8 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_ru
             skipped += bad + len(samples) - len(framed)
         if not any(named.values()):
             sys.exit(f"error: --sets {sets}: no plate with corners to frame ({skipped} images skipped)")
-        if cut_detail and (two_rows or any(s.two_rows for samples in named.values() for s in samples)):
-            sys.exit("error: --cut_detail measures one-row plates' characters; leave it out for two-row plates "
-                     "(--two_rows True, or marked in boxes.tsv)")
+        if cut_detail and any(s.two_rows for samples in named.values() for s in samples):
+            sys.exit(one_row_only)
         engine = open_engine(model)
     except (BoxesError, CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
