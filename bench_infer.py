@@ -24,7 +24,7 @@ from lprnet.cli import str2bool
 from lprnet.cpu import cpu_description
 from lprnet.device import DeviceError, configure_cpu, usable_cores
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
-from lprnet.evaluate import Score, labelled_plates, read_texts
+from lprnet.evaluate import Score, labelled_plates, markdown_table, read_texts
 from lprnet.export import export_to_onnx
 from lprnet.model import CheckpointError, load_model
 from lprnet.preprocess import INPUT_H, INPUT_W, to_input
@@ -169,12 +169,11 @@ def seconds_per_call(engines, x, reps, round_s):
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def markdown_table(rows):
-    lines = ["| engine | batch | ms/img | img/s | vs ORT | accuracy |", "|---|---:|---:|---:|---:|---:|"]
-    for name, batch, seconds, ratio, result in rows:
-        lines.append(f"| {LABELS[name]} | {batch} | {1000 * seconds / batch:.3f} | {batch / seconds:.0f} | "
-                     f"{'' if ratio is None else f'{ratio:.2f}x'} | {100 * result.accuracy:.2f}% |")
-    return "\n".join(lines)
+def results_table(rows):
+    return markdown_table(["engine", "batch", "ms/img", "img/s", "vs ORT", "accuracy"],
+                          [[LABELS[name], batch, f"{1000 * seconds / batch:.3f}", f"{batch / seconds:.0f}",
+                            "" if ratio is None else f"{ratio:.2f}x", f"{100 * result.accuracy:.2f}%"]
+                           for name, batch, seconds, ratio, result in rows])
 
 
 def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=200, int8_weight_bits="auto",
@@ -210,7 +209,7 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
     log(compute_rates(net, threads))
     log(f"CPU: {cpu_description()}, {os.cpu_count()} cores, {used} threads | {versions()}")
     log(f"{len(labels)} labelled plates from {imgpath}; median of {reps} interleaved rounds")
-    log(markdown_table(rows))
+    log(results_table(rows))
     return rows
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .image import jpeg_roundtrip
 from .preprocess import INPUT_H, INPUT_W, to_plate
 
 OUT_RECT = np.float32([[0, 0], [INPUT_W, 0], [INPUT_W, INPUT_H], [0, INPUT_H]])
@@ -157,8 +158,7 @@ def photometric(plate, rng, p):
         x[:] = x.mean(axis=2, keepdims=True)
     out = np.clip(x, 0, 255).astype(np.uint8)
     if rng.random() < p.jpeg:
-        buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*p.jpeg_quality))])[1]
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        out = jpeg_roundtrip(out, rng.integers(*p.jpeg_quality))
     return out
 
 

@@ -6,7 +6,8 @@ so every model sees the same images.
 import cv2
 import numpy as np
 
-from .evaluate import read_texts
+from .evaluate import Score, markdown_table, read_texts
+from .image import jpeg_roundtrip
 
 JPEG_QUALITY = 15
 
@@ -17,8 +18,7 @@ def gray(plates):
 
 
 def heavy_jpeg(plates):
-    return np.stack([cv2.imdecode(cv2.imencode(".jpg", p, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1],
-                                  cv2.IMREAD_COLOR) for p in plates])
+    return np.stack([jpeg_roundtrip(p, JPEG_QUALITY) for p in plates])
 
 
 def half_resolution(plates):
@@ -52,12 +52,11 @@ CONDITIONS = {
 
 def condition_table(engine, sets, batch_size=256, plate_rules=False):
     """Markdown: one row per condition, one column per named set of (uint8 plates, labels)."""
-    lines = ["| condition | " + " | ".join(f"{name} ({len(labels)})" for name, (_, labels) in sets.items()) + " |",
-             "| --- |" + " ---: |" * len(sets)]
+    rows = []
     for condition, degrade in CONDITIONS.items():
         cells = []
         for plates, labels in sets.values():
             texts = read_texts(engine, degrade(plates), batch_size, plate_rules) if len(labels) else []
-            cells.append(f"{100 * np.mean([t == want for t, want in zip(texts, labels)]):.1f}%" if texts else "-")
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            cells.append(f"{100 * Score.of(labels, texts).accuracy:.1f}%" if texts else "-")
+        rows.append([condition] + cells)
+    return markdown_table(["condition"] + [f"{name} ({len(labels)})" for name, (_, labels) in sets.items()], rows)

@@ -57,6 +57,13 @@ class Score:
         return f"accuracy={100 * self.accuracy:.2f}% ({self.correct}/{self.total})"
 
 
+def markdown_table(header, rows):
+    """A markdown table as text: the first column (names) left-aligned, the others (numbers) right-aligned."""
+    def line(cells):
+        return "| " + " | ".join(map(str, cells)) + " |"
+    return "\n".join([line(header), "| --- |" + " ---: |" * (len(header) - 1)] + [line(row) for row in rows])
+
+
 def labelled_images(imgpath, log=print):
     """(paths, labels, skipped): the images under `imgpath` whose file name is a plate this model can read; the
     others are reported one line each."""

@@ -6,7 +6,7 @@ variant draws its window from a generator seeded by the plate's index, so every 
 import numpy as np
 
 from .augment import bounding_corners, box_crop, make_window, warp_window
-from .evaluate import best_two_row_reading, read_readings
+from .evaluate import best_two_row_reading, markdown_table, read_readings
 from .preprocess import TWO_ROW_TRIMS
 from .synth import LAYOUT_7, LAYOUT_8
 
@@ -85,12 +85,9 @@ def readings(engine, sets, batch_size=256, seed=0, plate_rules=False, two_rows=F
 def table(right):
     """Markdown from `readings`: one row per variant, one column per named set."""
     first = next(iter(right.values()))
-    lines = ["| framing | " + " | ".join(f"{n} ({len(first[n])})" for n in first) + " |",
-             "| --- |" + " ---: |" * len(first)]
-    for variant, per_set in right.items():
-        cells = [f"{100 * r.mean():.1f}%" if len(r) else "-" for r in per_set.values()]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[variant] + [f"{100 * r.mean():.1f}%" if len(r) else "-" for r in per_set.values()]
+            for variant, per_set in right.items()]
+    return markdown_table(["framing"] + [f"{n} ({len(first[n])})" for n in first], rows)
 
 
 def end_character_kept(quad, text, shift):
@@ -116,16 +113,15 @@ def cut_table(sets, shifted_right, seed=0):
     """Markdown: the shifted variant's accuracy (`shifted_right`, from `readings`) by the share of the end character
     it cuts most that stays in the window (rows: the bins KEPT_EDGES make), per named set of samples. Shows how much
     of its loss is characters cut away."""
-    lines = ["| end character kept | " + " | ".join(sets) + " |", "| --- |" + " ---: |" * len(sets)]
     columns = []
     for name, samples in sets.items():
         kept = [end_character_kept(s.quad, s.text, _shift(plate_rng(seed, i)))
                 for i, s in enumerate(samples)]
-        rows = np.searchsorted(KEPT_EDGES, kept, side="right")
+        bins = np.searchsorted(KEPT_EDGES, kept, side="right")
         right = shifted_right[name]
-        columns.append([right[rows == r] for r in range(len(KEPT_EDGES) + 1)])
+        columns.append([right[bins == r] for r in range(len(KEPT_EDGES) + 1)])
     bounds = (0.0,) + KEPT_EDGES + (1.0,)
-    for r in range(len(KEPT_EDGES) + 1):
-        cells = [f"{100 * c[r].mean():.1f}% ({len(c[r])})" if len(c[r]) else "- (0)" for c in columns]
-        lines.append(f"| {bounds[r]:.2f}-{bounds[r + 1]:.2f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[f"{bounds[r]:.2f}-{bounds[r + 1]:.2f}"]
+            + [f"{100 * c[r].mean():.1f}% ({len(c[r])})" if len(c[r]) else "- (0)" for c in columns]
+            for r in range(len(KEPT_EDGES) + 1)]
+    return markdown_table(["end character kept"] + list(sets), rows)

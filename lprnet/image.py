@@ -75,6 +75,11 @@ def write_lines(path, lines):
     write_atomic(path, dump)
 
 
+def jpeg_roundtrip(img, quality):
+    """`img` (8-bit BGR) as it comes back from a JPEG file of that quality."""
+    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1], cv2.IMREAD_COLOR)
+
+
 def write_image(path, img, quality=95):
     """Write an image atomically under a Unicode-safe name; the format follows the extension."""
     ext = os.path.splitext(path)[1] or ".jpg"

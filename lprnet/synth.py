@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .ccpd_tables import plate_to_indices
 from .charset import PROVINCES
 from .cli import parse_size
-from .image import ImageError, unwritable_folder, write_image, write_lines
+from .image import ImageError, jpeg_roundtrip, unwritable_folder, write_image, write_lines
 from .pool import clean_process_pool
 from .preprocess import INPUT_H, INPUT_W, join_rows, resize_plate
 from .synth_fonts import FontError, GlyphBank, find_fonts
@@ -418,7 +418,7 @@ class PlateSynth:
         out = np.clip(x, 0, 255).astype(np.uint8)
         if e.jpeg > 0 and rng.random() < 0.6:
             q = int(round(95 - _u(rng, 0, 70) * min(e.jpeg, 1.0)))
-            out = cv2.imdecode(cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)
+            out = jpeg_roundtrip(out, q)
         return out, sigma + length / 2
 
     def _noise(self, shape, rng):
