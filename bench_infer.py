@@ -189,7 +189,7 @@ def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=
     if min(sizes) < 1 or reps < 1:
         sys.exit("error: --batch_sizes and --reps must be at least 1")
     try:
-        plates, labels, _ = labelled_plates(imgpath, log=lambda line: None)
+        plates, labels, _ = labelled_plates(imgpath, log=log)
         if not labels:
             sys.exit(f"error: {imgpath}: no images named by a plate")
         with tempfile.TemporaryDirectory() as workdir:

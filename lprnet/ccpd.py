@@ -234,16 +234,22 @@ def run_jobs(jobs, workers):
         yield from pool.imap_unordered(_cut_job, jobs, chunksize=chunk)
 
 
+def photo_key(path):
+    """A photo's path with its folder's links resolved (a folder reached through a link holds the same photos) and
+    its own name kept (a linked file is labelled by its link's CCPD name, not by the name of what it points to)."""
+    path = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
 def list_photos(ccpdpath, split_file, savepath):
-    """(photos, missing): real paths (a photo is the same photo through a link), sorted. The save folder is never
-    read back as input."""
+    """(photos, missing): photo_key paths, sorted. The save folder is never read back as input."""
     if split_file:
         with open(split_file, encoding="utf-8-sig") as f:  # -sig: a BOM from a Windows editor is no part of a name
             names = {line.strip() for line in f if line.strip()}
-        paths = sorted(os.path.realpath(os.path.join(ccpdpath, n)) for n in names)
+        paths = sorted(photo_key(os.path.join(ccpdpath, n)) for n in names)
         return [p for p in paths if os.path.isfile(p)], [p for p in paths if not os.path.isfile(p)]
     save = os.path.join(os.path.realpath(savepath), "")
-    return sorted(p for p in map(os.path.realpath, list_images(ccpdpath)) if not p.startswith(save)), []
+    return sorted(p for p in map(photo_key, list_images(ccpdpath)) if not p.startswith(save)), []
 
 
 def check_folders(ccpdpath, savepath):
@@ -284,7 +290,7 @@ def read_manifest(path):
         with open(path, encoding="utf-8") as f:
             first = f.readline().rstrip("\n")
         header = first if first.startswith("#") else None
-    return header, {row[0]: row[1] for row in read_tsv(path) if len(row) == 2}
+    return header, {photo_key(row[0]): row[1] for row in read_tsv(path) if len(row) == 2}  # older ones: abspath
 
 
 def write_manifest(path, header, mapping):
@@ -320,7 +326,8 @@ def assign_names(labelled, mapping, taken):
 
 def write_skipped(path, skipped, settled):
     """skipped.tsv: this run's skips plus earlier runs' for photos this run did not settle and that are still there."""
-    rows = [row for row in read_tsv(path) if len(row) >= 2 and row[0] not in settled and os.path.isfile(row[0])]
+    rows = [[photo_key(row[0])] + row[1:] for row in read_tsv(path) if len(row) >= 2]
+    rows = [row for row in rows if row[0] not in settled and os.path.isfile(row[0])]
     rows += [[src, reason, detail] for src, (reason, detail) in skipped.items()]
     text = "# file\treason\tdetail\n" + "".join("\t".join(row) + "\n" for row in sorted(rows))
     if os.path.isfile(path):
@@ -353,7 +360,8 @@ def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file=
     """Crop every CCPD photo under `ccpdpath` (or listed in `split_file`) into `savepath`; returns a Summary."""
     start, summary = time.perf_counter(), Summary()
     size, workers = tuple(size), workers or os.cpu_count() or 1
-    check_folders(ccpdpath, savepath)
+    if not split_file:  # a split file names its photos: the save folder may hold the CCPD root
+        check_folders(ccpdpath, savepath)
     savepath = os.path.realpath(savepath)  # worker processes may not share this one's working folder
     photos, missing = list_photos(ccpdpath, split_file, savepath)
     if not photos and not missing:
@@ -409,9 +417,12 @@ def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file=
                     skipped[src] = result
                     log(f"skipped {src}: {result[1]} ({result[0]})")
                 bar.update()
-        if any(src in mapping for src in skipped):  # a name only for a crop that exists
-            for src in skipped:
-                mapping.pop(src, None)
+        forget = [src for src in skipped if src in mapping and (mapping[src] not in existing or old_header != header)]
+        for src in forget:  # a name only for a crop that exists, made with this run's settings
+            if mapping[src] in existing:  # --overwrite with new settings could not redo it: not left behind as new
+                os.remove(os.path.join(savepath, mapping[src]))
+            del mapping[src]
+        if forget:
             write_manifest(manifest_path, header, mapping)
     finally:
         summary.skipped = Counter(reason for reason, _ in skipped.values())

@@ -11,6 +11,7 @@ def piped(main):
     """Run a script's `main` so that `| head` closing the pipe ends it quietly, as other shell tools end."""
     try:
         main()
+        sys.stdout.flush()  # a buffered stdout meets the closed pipe here, not in the prints
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit must not fail again
         sys.exit(1)

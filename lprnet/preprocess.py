@@ -76,7 +76,7 @@ def preprocess(images, rgb=False, two_rows=False):
     gives them, with `rgb`) -> float32 model input [N, 3, 24, 94]. `two_rows`: True where the images are two-row
     plates, for all of them or one bool per image (as a detector that tells them apart gives). Raises ValueError
     naming the first array that is no image, such as an empty crop."""
-    if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (3, 4))):
+    if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))):
         raise ValueError(f"preprocess takes a list of images, not one image of shape {images.shape}: "
                          "preprocess([img])")
     images = list(images)

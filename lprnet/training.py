@@ -112,7 +112,7 @@ def start_state(pretrained_model, resume_epoch, max_epoch, log, columns=0, save_
     same_run = (checkpoint_columns(ckpt) == model.columns and "optimizer" in ckpt
                 and saved.get("max_epoch") == max_epoch and "start_epoch" in saved)
     exact = same_run and ckpt.get("epoch") == resume_epoch
-    in_place = save_folder and os.path.abspath(os.path.dirname(pretrained_model)) == os.path.abspath(save_folder)
+    in_place = save_folder and os.path.realpath(os.path.dirname(pretrained_model)) == os.path.realpath(save_folder)
     if same_run and in_place and not exact:  # a typo would restart the run's schedule and trim its logs
         raise SystemExit(f"error: {pretrained_model} is this run's checkpoint after epoch {ckpt.get('epoch')}: "
                          f"--resume_epoch {ckpt.get('epoch')} goes on with it (to fine-tune it, give another "

@@ -365,6 +365,27 @@ def test_the_same_photos_through_a_link_are_not_cut_twice(tmp_path):
     cut(tmp_path / "ccpd", tmp_path / "out")
     summary, _ = cut(tmp_path / "link", tmp_path / "out")
     assert (summary.written, summary.done) == (0, 1) and crops(tmp_path / "out") == ["皖A12345.jpg"]
+    manifest = (tmp_path / "out" / MANIFEST).read_text("utf-8")  # as earlier versions wrote it through the link
+    (tmp_path / "out" / MANIFEST).write_text(manifest.replace(str(tmp_path / "ccpd"), str(tmp_path / "link")), "utf-8")
+    summary, _ = cut(tmp_path / "ccpd", tmp_path / "out")
+    assert (summary.written, summary.done) == (0, 1) and crops(tmp_path / "out") == ["皖A12345.jpg"]
+
+
+def test_linked_photos_are_labelled_by_the_links_names(tmp_path):
+    """Datasets kept as links to content-named blobs (DVC, git-annex, caches)."""
+    blob = make_photo(tmp_path / "blobs", "皖A12345", (100, 500, 250, 550))
+    os.rename(blob, tmp_path / "blobs" / "sha1")
+    (tmp_path / "ccpd").mkdir()
+    os.symlink(tmp_path / "blobs" / "sha1", tmp_path / "ccpd" / os.path.basename(blob))
+    summary, _ = cut(tmp_path / "ccpd", tmp_path / "out")
+    assert summary.written == 1 and crops(tmp_path / "out") == ["皖A12345.jpg"]
+
+
+def test_a_split_file_may_cut_into_the_ccpd_root(tmp_path):
+    a = make_photo(tmp_path / "ccpd" / "ccpd_base", "皖A12345", (100, 500, 250, 550))
+    (tmp_path / "train.txt").write_text(f"ccpd_base/{os.path.basename(a)}\n", encoding="utf-8")
+    summary, _ = cut(tmp_path / "ccpd", tmp_path, split_file=str(tmp_path / "train.txt"))
+    assert summary.written == 1
 
 
 def test_a_split_file_with_a_bom(tmp_path):
@@ -410,6 +431,18 @@ def test_skipped_photos_keep_no_name_and_gone_ones_leave_skipped_tsv(tmp_path):
     os.remove(outside)
     cut(tmp_path / "in", tmp_path / "out")
     assert skipped_rows(tmp_path / "out") == {}
+
+
+def test_overwrite_with_new_settings_removes_the_old_crop_it_cannot_redo(tmp_path):
+    a = make_photo(tmp_path / "in", "皖A12345", (100, 500, 250, 550))
+    make_photo(tmp_path / "in", "皖B12345", (100, 500, 250, 550))
+    cut(tmp_path / "in", tmp_path / "out")
+    with open(a, "r+b") as f:
+        f.truncate(100)  # unreadable now
+    summary, _ = cut(tmp_path / "in", tmp_path / "out", warp=True, overwrite=True)
+    assert summary.skipped["unreadable"] == 1 and crops(tmp_path / "out") == ["皖B12345.jpg"]  # no bbox crop left
+    with open(tmp_path / "out" / MANIFEST, encoding="utf-8") as f:
+        assert [line.split("\t")[1] for line in f.read().splitlines()[1:]] == ["皖B12345.jpg"]
 
 
 def test_missing_ccpd_folder(tmp_path):

@@ -423,8 +423,9 @@ def test_a_run_that_reads_no_image_fails_after_its_summary(models, tmp_path, cap
 
 def test_a_closed_pipe_ends_the_script_without_a_traceback(models, imgdir):
     """`LPRNet_ORT_infer.py ... | head -1`: the reader goes away while the script still prints."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as in most shells
     run = subprocess.Popen([sys.executable, str(ROOT / "LPRNet_ORT_infer.py"), "--model", models["dynamic"],
-                            "--imgpath", str(imgdir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            "--imgpath", str(imgdir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     run.stdout.close()  # before the script (still importing) prints anything
     _, err = run.communicate(timeout=120)
     assert run.returncode == 1 and b"Traceback" not in err and b"BrokenPipe" not in err

@@ -57,7 +57,7 @@ def test_gray_bgra_16_bit_and_rgb_crops_read_like_bgr_and_empty_crops_are_named(
         preprocess([bgr, frame[150:170, 10:50]])  # a box below the frame
     with pytest.raises(ValueError, match=r"image 0: an array of shape \(30, 100, 2\) is no image"):
         preprocess([bgr[:, :, :2]])
-    for one in (bgr, bgra, gray):  # one image, not a list: its rows would be read as 30 images
+    for one in (bgr, bgra, gray, gray[:, :, None]):  # one image, not a list: its rows would be read as 30 images
         with pytest.raises(ValueError, match=r"^preprocess takes a list of images, not one image of shape \(30, 100"):
             preprocess(one)
     assert np.array_equal(preprocess(np.stack([bgr, bgr])), x[[0, 0]])  # a batch array is a list of images
