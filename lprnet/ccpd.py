@@ -183,12 +183,18 @@ def area_resample(img, region, size):
     return np.clip(np.rint(sums / area), 0, 255).astype(np.uint8)
 
 
-def warp_plate(img, corners, extent):
-    """The plate's four corners rectified to a `extent`-sized rectangle (at the image's own scale)."""
-    w, h = max(1, round(extent[0])), max(1, round(extent[1]))
-    rect = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    m = cv2.getPerspectiveTransform(corners.astype(np.float32), rect)
-    return cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def warp_plate(img, corners, extent, reduction=1):
+    """The plate rectified: its four corners (pixel centres of the photo, as CCPD's coordinates are inclusive) onto
+    the corner pixels of a rectangle `extent` (the corners' distances) + 1 pixels wide and high, drawn at 1/reduction
+    of that size from `img`, the photo decoded at 1/reduction."""
+    w, h = round(extent[0]) + 1, round(extent[1]) + 1
+    rect = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+
+    def reduced(points):  # a pixel centre p of the full image is at (p + 0.5) / r - 0.5 in its 1/r decode
+        return ((points + 0.5) / reduction - 0.5).astype(np.float32)
+    m = cv2.getPerspectiveTransform(reduced(corners), reduced(rect))
+    size = (max(2, round(w / reduction)), max(2, round(h / reduction)))
+    return cv2.warpPerspective(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def cut_photo(src, dst, label, size, warp):
@@ -203,8 +209,8 @@ def cut_photo(src, dst, label, size, warp):
         return "unreadable", str(e)
     except BoxOutsideError as e:
         return "box_outside", str(e)
-    if warp:  # corners and rectangle both shrink by 1/r: the same pixel-centre offset on either side
-        plate = resize_plate(warp_plate(img, label.corners / reduction, np.float32(extent) / reduction), size)
+    if warp:
+        plate = resize_plate(warp_plate(img, label.corners, extent, reduction), size)
     elif reduction == 1:
         x1, y1, x2, y2 = region
         plate = resize_plate(img[y1:y2 + 1, x1:x2 + 1], size)

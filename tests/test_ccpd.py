@@ -194,12 +194,22 @@ def test_reduced_decode_warp_matches_full_decode(tmp_path):
     w = max(np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3]))
     h = max(np.linalg.norm(corners[3] - corners[0]), np.linalg.norm(corners[2] - corners[1]))
     assert choose_reduction(w, h, (94, 24)) == 4
-    rect = np.float32([[0, 0], [round(w), 0], [round(w), round(h)], [0, round(h)]])
-    rectified = cv2.warpPerspective(full, cv2.getPerspectiveTransform(corners, rect), (round(w), round(h)))
+    rect = np.float32([[0, 0], [round(w), 0], [round(w), round(h)], [0, round(h)]])  # corner pixels' centres
+    rectified = cv2.warpPerspective(full, cv2.getPerspectiveTransform(corners, rect), (round(w) + 1, round(h) + 1))
     expected = cv2.resize(rectified, (94, 24), interpolation=cv2.INTER_AREA)
     cut(tmp_path / "in", tmp_path / "out", warp=True)
     diff = np.abs(luma(read_image(str(tmp_path / "out" / "皖A12345.jpg"))) - luma(expected))
     assert diff.mean() < 2
+
+
+def test_warp_of_an_upright_plate_is_its_bbox_crop(tmp_path):
+    """Corners are pixel centres, as the bbox's are inclusive: the rectified plate keeps the last column and row."""
+    box = (100, 500, 219, 539)  # small enough for a full decode
+    textured_photo(tmp_path / "in", ccpd_name("皖A12345", box))
+    cut(tmp_path / "in", tmp_path / "box")
+    cut(tmp_path / "in", tmp_path / "warp", warp=True)
+    box_crop, warped = (read_image(str(tmp_path / f / "皖A12345.jpg")).astype(int) for f in ("box", "warp"))
+    assert np.abs(box_crop - warped).max() <= 2
 
 
 @pytest.mark.parametrize("x2, inside", [(721, True), (722, True), (723, True), (724, False)])
