@@ -15,7 +15,7 @@ import time
 
 from lprnet.ccpd import CcpdNameError, cut_ccpd, parse_ccpd_name, run_jobs
 from lprnet.charset import LabelError
-from lprnet.cli import size_arg, str2bool
+from lprnet.cli import comma_list, size_arg, str2bool
 from lprnet.image import list_images
 
 
@@ -61,7 +61,7 @@ def benchmark(ccpdpath, workers, size=(94, 24), warp=False, log=print):
 def main(argv=None):
     opt = parse_opt(argv)
     try:
-        workers = [int(n) for n in opt.workers.split(",")]
+        workers = [int(n) for n in comma_list(opt.workers)]
     except ValueError:
         sys.exit(f"error: --workers {opt.workers!r}: expected counts such as 1,2")
     if min(workers) < 1:

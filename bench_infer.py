@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from lprnet.cli import str2bool
+from lprnet.cli import comma_list, str2bool
 from lprnet.cpu import cpu_description
 from lprnet.device import DeviceError, configure_cpu, usable_cores
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
@@ -178,12 +178,12 @@ def results_table(rows):
 
 def run(model="model/lprnet.pth", imgpath="data/val", calib_dir="", calib_count=200, int8_weight_bits="auto",
         engines=",".join(ENGINES), batch_sizes="1,8,64", threads=0, spin=True, reps=7, round_s=0.2, log=print):
-    names = [n.strip() for n in engines.split(",") if n.strip()]
+    names = comma_list(engines)
     unknown = [n for n in names if n not in ENGINES]
     if unknown:
         sys.exit(f"error: --engines: unknown {', '.join(unknown)} (choose from {', '.join(ENGINES)})")
     try:
-        sizes = [int(b) for b in batch_sizes.split(",")]
+        sizes = [int(b) for b in comma_list(batch_sizes)]
     except ValueError:
         sys.exit(f"error: --batch_sizes {batch_sizes}: expected integers such as 1,8,64")
     if min(sizes) < 1 or reps < 1:

@@ -17,6 +17,11 @@ def piped(main):
         sys.exit(1)
 
 
+def comma_list(text):
+    """'a, b,,c' -> ['a', 'b', 'c']: the values of a comma-separated flag."""
+    return [item.strip() for item in str(text).split(",") if item.strip()]
+
+
 def str2bool(value):
     """'True/False', any case, 1/0, yes/no, y/n, on/off -> bool (the seed README passes True/False)."""
     v = str(value).strip().lower()
@@ -97,7 +102,7 @@ def set_name(folder):
 
 def set_folders(sets):
     """The comma-separated --sets folders; exits with one line where two would share a table column's name."""
-    folders = [f.strip() for f in sets.split(",") if f.strip()]
+    folders = comma_list(sets)
     if not folders:
         sys.exit("error: --sets names no folder")
     names = [set_name(f) for f in folders]

@@ -13,6 +13,7 @@ import torch
 
 from .augment import CONTEXT_FRAMING, PHOTOMETRIC, TIGHT_FRAMING, area_shrink, augment, box_crop, corners_of_image
 from .charset import LabelError, check_plate, encode, label_from_filename
+from .cli import comma_list
 from .image import ImageError, list_images, read_image
 from .preprocess import to_input
 
@@ -59,7 +60,7 @@ def parse_boxes_tsv(tsv, log=print):
 
 
 def split_dirs(dirs):
-    return [d.strip() for d in dirs.split(",") if d.strip()] if isinstance(dirs, str) else list(dirs)
+    return comma_list(dirs) if isinstance(dirs, str) else list(dirs)
 
 
 class Sample:

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from .charset import NUM_CLASSES
+from .cli import comma_list
 from .cpu import cpu_has_int8_dot_product
 from .image import write_atomic
 from .preprocess import INPUT_H, INPUT_W, OUTPUT_COLUMNS
@@ -135,7 +136,7 @@ def ort_providers(requested="auto"):
     if requested in (None, "", "auto"):  # MIGraphX falls back to ROCm only where ROCm is listed after it
         return [p for p in ORT_PROVIDERS if p in available and p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]
     chosen = []
-    for name in (n.strip() for n in requested.split(",") if n.strip()):
+    for name in comma_list(requested):
         provider = ORT_PROVIDER_ALIASES.get(name.lower(), name)
         if provider not in available:
             raise EngineError(f"ONNX Runtime provider {name!r} is not available in this onnxruntime build "

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .cli import comma_list
+
 
 class FontError(RuntimeError):
     """No usable font for the Chinese province characters or for letters and digits."""
@@ -43,7 +45,7 @@ def fc_match(query):
 def parse_font_arg(arg):
     """'a.ttc:2,b.ttf' -> [('a.ttc', 2), ('b.ttf', 0)] (a .ttc index may follow a colon)."""
     fonts = []
-    for item in filter(None, (s.strip() for s in arg.split(","))):
+    for item in comma_list(arg):
         path, _, index = item.rpartition(":") if item.rpartition(":")[2].isdigit() else (item, "", "0")
         if not os.path.isfile(path):
             raise FontError(f"font file not found: {path}")

@@ -5,6 +5,7 @@ from functools import cached_property
 import numpy as np
 
 from .charset import DIGITS, LETTERS, PROVINCES, check_plate
+from .cli import comma_list
 
 KINDS = ("blue", "yellow", "green_small", "green_large", "yellow_double")
 TYPE_ALIASES = ("green",)  # --types green: both green kinds, split by TextStyle.green_large (pick_kind)
@@ -36,7 +37,7 @@ class TextStyle:
 def parse_weights(spec, keys=None):
     """'皖=20,苏=2' -> {'皖': 20.0, '苏': 2.0}; a bare name weighs 1; '*' sets the weight of the rest."""
     weights = {}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
+    for item in comma_list(spec):
         name, _, value = item.partition("=")
         name = name.strip()
         if keys is not None and name not in keys and name != "*":

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from lprnet.cli import add_two_rows_flag, parse_size, probability, set_folders, size_arg, str2bool
+from lprnet.cli import add_two_rows_flag, comma_list, parse_size, probability, set_folders, size_arg, str2bool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +57,7 @@ def test_a_bad_size_names_the_problem():  # cut_ccpd's --size (tests/test_cut_cc
 
 
 def test_benchmark_sets_that_would_share_a_column_are_refused(tmp_path):
+    assert comma_list(" cuda, ,cpu,") == ["cuda", "cpu"]
     assert set_folders("a/plates/val, b/plates/train,") == ["a/plates/val", "b/plates/train"]
     for empty in ("", " , "):
         with pytest.raises(SystemExit, match="^error: --sets names no folder$"):
