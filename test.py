@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, piped, str2bool
+from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, check_flags, piped, str2bool
 from lprnet.device import slow_bf16_warning
 from lprnet.engines import EngineError, OrtEngine, TorchEngine
 from lprnet.evaluate import Score, labelled_images, read_crops, two_row_note
@@ -101,8 +101,8 @@ def export_int8(model, onnx_path, read, expected, labels, torch_accuracy, calib_
 def run(model, imgpath, batch_size=100, export_onnx=False, dynamic=False, onnx_path="model/LPRNet.onnx",
         device="auto", amp="off", threads=0, show=False, int8=False, calib_dir="", calib_count=200,
         int8_weight_bits="auto", plate_rules=False, two_rows="auto"):
-    if batch_size < 1:
-        sys.exit("error: --batch_size must be at least 1")
+    check_flags(("--batch_size", batch_size, batch_size >= 1, "at least 1"),
+                ("--calib_count", calib_count, calib_count >= 1, "at least 1"))
     if int8 and not export_onnx:
         sys.exit("error: --int8 True needs --export_onnx True")
     if int8 and not calib_dir:

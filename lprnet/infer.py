@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .charset import LabelError, check_plate, label_from_filename
-from .cli import add_plate_rules_flag, add_two_rows_flag
+from .cli import add_plate_rules_flag, add_two_rows_flag, check_flags
 from .engines import EngineError
 from .evaluate import Score, read_crops, two_row_note
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, unwritable_folder, write_atomic, write_image
@@ -229,8 +229,7 @@ def write_results(path, results, summary):
 
 def check_options(model, imgpath, batch_size, output, save_vis, font):
     """Exit with one line on the first unusable option; returns the images and the --save_vis font."""
-    if batch_size < 1:
-        fatal("--batch_size must be at least 1")
+    check_flags(("--batch_size", batch_size, batch_size >= 1, "at least 1"))
     if output and not output.lower().endswith((".json", ".csv")):
         fatal(f"--output {output}: must end in .json or .csv")
     output_folder = os.path.dirname(os.path.abspath(output)) if output else ""

@@ -166,7 +166,7 @@ def test_single_image_and_unicode_paths(models, imgdir, capsys):
     (["--model", "{tmp}/relu.onnx"], "error: {tmp}/relu.onnx: not an LPRNet model"),
     (["--model", "{tmp}/junk.onnx"], "error: {tmp}/junk.onnx: ONNX Runtime cannot load it"),
     (["--output", "{tmp}/r.txt"], "error: --output {tmp}/r.txt: must end in .json or .csv"),
-    (["--batch_size", "0"], "error: --batch_size must be at least 1"),
+    (["--batch_size", "0"], "error: --batch_size 0 must be at least 1"),
     (["--providers", "tensorrt"], "error: ONNX Runtime provider 'tensorrt' is not available"),
     (["--device_id", "-1"], "error: device_id -1: a GPU number is 0 or more"),
     (["--save_vis", "{tmp}/vis", "--font", "{tmp}/none.ttf"], "error: --font {tmp}/none.ttf: no such file"),
