@@ -15,7 +15,7 @@ from .cpu import cpu_has_int8_dot_product
 from .image import write_atomic
 from .preprocess import INPUT_H, INPUT_W, OUTPUT_COLUMNS
 
-# ONNX Runtime execution providers, best first; `auto` picks the first one this onnxruntime build has.
+# ONNX Runtime execution providers, best first; `auto` takes those this onnxruntime build has, in this order.
 ORT_PROVIDERS = ("MIGraphXExecutionProvider", "ROCMExecutionProvider", "CUDAExecutionProvider",
                  "CPUExecutionProvider")
 ORT_PROVIDER_ALIASES = {p[:-len("ExecutionProvider")].lower(): p for p in ORT_PROVIDERS}
