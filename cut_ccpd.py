@@ -13,6 +13,7 @@ import sys
 
 from lprnet.ccpd import CutError, cut_ccpd
 from lprnet.cli import size_arg, str2bool
+from lprnet.pool import WorkerDied
 
 MAX_SIDE = 4096  # a crop is a plate: far larger sizes are typos (JPEG itself stops at 65535)
 
@@ -42,7 +43,7 @@ def main(argv=None):
     opt = parse_opt(argv)
     try:
         summary = cut_ccpd(**vars(opt))
-    except (CutError, OSError, UnicodeError) as e:
+    except (CutError, OSError, UnicodeError, WorkerDied) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: run the same command again to resume")

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from lprnet.cli import check_flags, str2bool
+from lprnet.pool import WorkerDied
 from lprnet.synth import FontError, generate
 
 
@@ -52,8 +53,10 @@ def main(argv=None):
     opt = parse_opt(argv)
     try:
         generate(**vars(opt))
-    except (FontError, ValueError, OSError) as e:
+    except (FontError, ValueError, OSError, WorkerDied) as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the images written so far are kept (with their boxes.tsv rows where --context)")
 
 
 if __name__ == "__main__":

@@ -237,7 +237,7 @@ def run_jobs(jobs, workers):
         return
     chunk = max(1, min(64, len(jobs) // (workers * 16)))
     with clean_process_pool(workers, _init_worker, preload=[__name__]) as pool:
-        yield from pool.imap_unordered(_cut_job, jobs, chunksize=chunk)
+        yield from pool.imap(_cut_job, jobs, chunksize=chunk, ordered=False)
 
 
 def photo_key(path):

@@ -651,8 +651,8 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
         bar.close()
         if pool is not None:
             pool.terminate()
-    if context:
-        write_boxes(savepath, boxes)
+        if context:  # also when interrupted: the images written so far keep their rows
+            write_boxes(savepath, boxes)
     elapsed = time.time() - start
     log(f"wrote {written} images to {savepath} in {elapsed:.1f} s ({written / max(elapsed, 1e-9):.0f} img/s)"
         + (f", {skipped} skipped" if skipped else "") + (", corners in boxes.tsv" if context else ""))

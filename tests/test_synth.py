@@ -9,6 +9,7 @@ import pytest
 
 import gen_plates
 from lprnet import ccpd
+from lprnet import synth as synth_module
 from lprnet.ccpd_tables import ADS, ALPHABETS, PROVINCES, indices_to_plate, plate_to_indices
 from lprnet.charset import DIGITS, LETTERS, check_plate, label_from_filename
 from lprnet.dataset import BoxesError, load_samples, read_boxes
@@ -335,3 +336,19 @@ def test_a_strong_pose_still_renders_a_plate_in_every_mode(synth, tmp_path, mode
     written, skipped = generate(num=8, savepath=str(tmp_path / "out"), seed=2, strength=10, log=lambda *a: None,
                                 **mode)
     assert (written, skipped) == (8, 0)
+
+
+def test_an_interrupted_context_run_keeps_the_rows_of_what_it_wrote(synth, tmp_path, monkeypatch, capsys):
+    render = synth_module._render_job
+
+    def interrupted_at_the_third(job):
+        if job[0] == 2:
+            raise KeyboardInterrupt  # Ctrl-C
+        return render(job)
+    monkeypatch.setattr(synth_module, "_render_job", interrupted_at_the_third)
+    with pytest.raises(SystemExit) as e:
+        gen_plates.main(["--num", "5", "--savepath", str(tmp_path), "--context", "--seed", "3"])
+    assert str(e.value.code).startswith("interrupted: the images written so far are kept")
+    images = sorted(f for f in os.listdir(tmp_path) if f.endswith(".jpg"))
+    samples, skipped = load_samples(str(tmp_path), log=lambda *a: None)
+    assert len(images) == 2 and skipped == 0 and all(s.framed for s in samples)
