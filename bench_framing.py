@@ -10,7 +10,7 @@ import sys
 from lprnet.cli import add_plate_rules_flag, add_two_rows_flag, check_flags, set_folders, set_name
 from lprnet.dataset import BoxesError, load_samples
 from lprnet.engines import EngineError, open_engine
-from lprnet.framing import SHIFTED, cut_table, readings, table
+from lprnet.framing import SHIFTED, cut_table, read_right_by_variant, table
 from lprnet.model import CheckpointError
 
 
@@ -54,7 +54,7 @@ def run(model, sets, limit=0, batch_size=256, seed=0, cut_detail=False, plate_ru
         engine = open_engine(model)
     except (BoxesError, CheckpointError, EngineError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
-    right = readings(engine, named, batch_size, seed, plate_rules, two_rows)
+    right = read_right_by_variant(engine, named, batch_size, seed, plate_rules, two_rows)
     result = table(right)
     if cut_detail:
         result += "\n\n" + cut_table(named, right[SHIFTED], seed)

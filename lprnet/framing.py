@@ -75,7 +75,7 @@ def read_right(engine, samples, variant, batch_size=256, seed=0, plate_rules=Fal
     return np.array([text == s.text for (text, _), s in zip(readings, samples)], dtype=bool)
 
 
-def readings(engine, sets, batch_size=256, seed=0, plate_rules=False, two_rows=False):
+def read_right_by_variant(engine, sets, batch_size=256, seed=0, plate_rules=False, two_rows=False):
     """{variant: {set name: `read_right` of that set}}, every variant of every named set of samples read once."""
     return {variant: {name: read_right(engine, samples, variant, batch_size, seed, plate_rules, two_rows)
                       for name, samples in sets.items()}
@@ -83,7 +83,7 @@ def readings(engine, sets, batch_size=256, seed=0, plate_rules=False, two_rows=F
 
 
 def table(right):
-    """Markdown from `readings`: one row per variant, one column per named set."""
+    """Markdown from `read_right_by_variant`: one row per variant, one column per named set."""
     first = next(iter(right.values()))
     rows = [[variant] + [f"{100 * r.mean():.1f}%" if len(r) else "-" for r in per_set.values()]
             for variant, per_set in right.items()]
@@ -110,9 +110,9 @@ def end_character_kept(quad, text, shift):
 
 
 def cut_table(sets, shifted_right, seed=0):
-    """Markdown: the shifted variant's accuracy (`shifted_right`, from `readings`) by the share of the end character
-    it cuts most that stays in the window (rows: the bins KEPT_EDGES make), per named set of samples. Shows how much
-    of its loss is characters cut away."""
+    """Markdown: the shifted variant's accuracy (`shifted_right`, from `read_right_by_variant`) by the share of the
+    end character it cuts most that stays in the window (rows: the bins KEPT_EDGES make), per named set of samples.
+    Shows how much of its loss is characters cut away."""
     columns = []
     for name, samples in sets.items():
         kept = [end_character_kept(s.quad, s.text, _shift(plate_rng(seed, i)))

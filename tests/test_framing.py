@@ -7,7 +7,7 @@ from lprnet.augment import CUT_SHIFT, Framing, box_crop, corners_of_image, frame
 from lprnet.dataset import Sample, load_samples
 from lprnet.engines import OrtEngine
 from lprnet.evaluate import read_texts
-from lprnet.framing import SHIFTED, VARIANTS, crops, end_character_kept, read_right, readings, table
+from lprnet.framing import SHIFTED, VARIANTS, crops, end_character_kept, read_right, read_right_by_variant, table
 from lprnet.preprocess import resize_plate, to_plate
 from lprnet.synth import FontError, generate
 from tests.conftest import ROOT, no_fonts, shared_path
@@ -69,7 +69,7 @@ def test_a_set_without_framed_plates_gets_empty_cells_not_a_crash():
     def engine(x):
         raise AssertionError("nothing to read")
 
-    right = readings(engine, {"empty": []})
+    right = read_right_by_variant(engine, {"empty": []})
     assert all(len(per_set["empty"]) == 0 for per_set in right.values())
     rows = table(right).splitlines()
     assert rows[0] == "| framing | empty (0) |"
