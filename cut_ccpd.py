@@ -47,7 +47,7 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: run the same command again to resume")
-    if not summary.written and not summary.done:
+    if not summary.written and not summary.already_there:
         sys.exit(f"error: no crop in {opt.savepath}: every photo was skipped or none was found (see above)")
 
 

@@ -346,7 +346,7 @@ def write_skipped(path, skipped, settled):
 class Summary:
     def __init__(self):
         # processed: the photos the workers took (written, or skipped by them)
-        self.written, self.done, self.processed, self.seconds = 0, 0, 0, 0.0
+        self.written, self.already_there, self.processed, self.seconds = 0, 0, 0, 0.0
         self.skipped = Counter()
 
     @property
@@ -358,7 +358,7 @@ class Summary:
         skipped = f"skipped {sum(self.skipped.values())}" + (f" ({reasons}) -> {SKIPPED}" if reasons else "")
         speed = (f"{self.processed} photos processed in {self.seconds:.1f} s ({self.rate:.0f} photos/s)"
                  if self.processed else f"nothing to cut ({self.seconds:.1f} s)")
-        return f"written {self.written}, already there {self.done}, {skipped}; {speed}"
+        return f"written {self.written}, already there {self.already_there}, {skipped}; {speed}"
 
 
 def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file="", warp=False, overwrite=False,
@@ -409,7 +409,7 @@ def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file=
 
     jobs = [(src, os.path.join(savepath, mapping[src]), label, size, warp) for src, label in labelled
             if overwrite or mapping[src] not in existing]
-    summary.done, summary.processed = len(labelled) - len(jobs), len(jobs)
+    summary.already_there, summary.processed = len(labelled) - len(jobs), len(jobs)
     settled = set(skipped) | {src for src, _ in labelled if mapping[src] in existing and not overwrite}
     try:
         bar = tqdm(total=len(jobs), unit="photo", disable=not progress or not jobs, smoothing=0.1)

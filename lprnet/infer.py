@@ -268,16 +268,16 @@ def recognise(engine, read, images, plates, batch_size, plate_rules, two_rows):
     return len(changed)
 
 
-def run(open_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", plate_rules=False,
+def run(make_engine, model, imgpath, batch_size=64, output="", save_vis="", font="", plate_rules=False,
         two_rows="auto", log=print):
-    """Recognise every image under `imgpath` with the engine `open_engine()` builds for `model`.
+    """Recognise every image under `imgpath` with the engine `make_engine()` builds for `model`.
 
     Returns (list of Result, summary dict). The last line printed is `summary {json}`; img_per_s counts
     the model's work (preprocessed batch to text), not file reading.
     """
     paths, font = check_options(model, imgpath, batch_size, output, save_vis, font)
     try:
-        engine = open_engine()
+        engine = make_engine()
     except EngineError as e:
         fatal(str(e))
     log(f"{engine.describe()} | {len(paths)} images from {imgpath}")

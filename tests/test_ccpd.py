@@ -149,7 +149,7 @@ def test_cut_writes_plate_crop_named_by_text(tmp_path):
     make_photo(src / "sub", "京N1J626", (300, 600, 700, 720), colour=GREEN)      # big: reduced decode
     make_photo(src, "皖AD11166", (200, 300, 420, 370), colour=GREEN, head="004504310344827586")
     summary, _ = cut(src, tmp_path / "训练")
-    assert (summary.written, summary.done, sum(summary.skipped.values())) == (3, 0, 0)
+    assert (summary.written, summary.already_there, sum(summary.skipped.values())) == (3, 0, 0)
     out = tmp_path / "训练"
     assert crops(out) == ["京N1J626.jpg", "皖A12345.jpg", "皖AD11166.jpg"]
     for name in crops(out):
@@ -261,7 +261,7 @@ def test_skips_are_counted_listed_and_cut_goes_on(tmp_path, workers):
     with open(truncated, "wb") as f:
         f.write(data)
     summary, _ = cut(src, out)
-    assert (summary.written, summary.done) == (1, 1)
+    assert (summary.written, summary.already_there) == (1, 1)
     assert sorted(skipped_rows(out).values()) == ["bad_name", "bad_plate", "box_outside", "box_outside",
                                                   "unreadable"]
 
@@ -277,14 +277,14 @@ def test_same_plate_gets_suffixes_that_stay_with_their_photo(tmp_path):
     stamp = {f: os.stat(out / f).st_mtime_ns for f in crops(out)}
 
     summary, _ = cut(src, out)
-    assert (summary.written, summary.done) == (0, 2)
+    assert (summary.written, summary.already_there) == (0, 2)
     assert {f: os.stat(out / f).st_mtime_ns for f in crops(out)} == stamp
 
     # a third photo of the plate, sorting first: earlier photos keep their names
     make_photo(src / "0", "皖A12345", (100, 500, 250, 550), colour=(128, 128, 128))
     os.remove(out / "皖A12345_1.jpg")
     summary, _ = cut(src, out)
-    assert (summary.written, summary.done) == (2, 1)
+    assert (summary.written, summary.already_there) == (2, 1)
     assert crops(out) == ["皖A12345.jpg", "皖A12345_1.jpg", "皖A12345_2.jpg"]
     assert mean_colour(str(out / "皖A12345.jpg"))[0] > 150
     assert mean_colour(str(out / "皖A12345_1.jpg"))[1] > 150  # b/ re-cut under its own name
@@ -318,7 +318,7 @@ def test_overwrite_and_settings_mismatch(tmp_path):
     make_photo(src, "皖B12345", (100, 700, 250, 750))
     cut(src, out)
     summary, _ = cut(src, out, overwrite=True)
-    assert (summary.written, summary.done) == (2, 0) and crops(out) == ["皖A12345.jpg", "皖B12345.jpg"]
+    assert (summary.written, summary.already_there) == (2, 0) and crops(out) == ["皖A12345.jpg", "皖B12345.jpg"]
     with pytest.raises(CutError, match="crop=bbox"):
         cut(src, out, warp=True)
     summary, _ = cut(src, out, warp=True, overwrite=True)
@@ -358,7 +358,7 @@ def test_save_folder_inside_the_ccpd_folder_is_not_read_back(tmp_path):
     make_photo(tmp_path, "皖A12345", (100, 500, 250, 550))
     cut(tmp_path, tmp_path / "crops")
     summary, _ = cut(tmp_path, tmp_path / "crops")
-    assert (summary.written, summary.done, sum(summary.skipped.values())) == (0, 1, 0)
+    assert (summary.written, summary.already_there, sum(summary.skipped.values())) == (0, 1, 0)
 
 
 def test_a_save_folder_that_holds_the_photos_is_refused(tmp_path):
@@ -374,11 +374,11 @@ def test_the_same_photos_through_a_link_are_not_cut_twice(tmp_path):
     os.symlink(tmp_path / "ccpd", tmp_path / "link")
     cut(tmp_path / "ccpd", tmp_path / "out")
     summary, _ = cut(tmp_path / "link", tmp_path / "out")
-    assert (summary.written, summary.done) == (0, 1) and crops(tmp_path / "out") == ["皖A12345.jpg"]
+    assert (summary.written, summary.already_there) == (0, 1) and crops(tmp_path / "out") == ["皖A12345.jpg"]
     manifest = (tmp_path / "out" / MANIFEST).read_text("utf-8")  # as earlier versions wrote it through the link
     (tmp_path / "out" / MANIFEST).write_text(manifest.replace(str(tmp_path / "ccpd"), str(tmp_path / "link")), "utf-8")
     summary, _ = cut(tmp_path / "ccpd", tmp_path / "out")
-    assert (summary.written, summary.done) == (0, 1) and crops(tmp_path / "out") == ["皖A12345.jpg"]
+    assert (summary.written, summary.already_there) == (0, 1) and crops(tmp_path / "out") == ["皖A12345.jpg"]
 
 
 def test_linked_photos_are_labelled_by_the_links_names(tmp_path):
