@@ -28,7 +28,7 @@ from .device import (
 )
 from .evaluate import score_dataset
 from .image import write_atomic, write_lines
-from .model import LPRNet, checkpoint_columns, load_model, save_checkpoint
+from .model import LPRNet, checkpoint_columns, load_model, read_checkpoint, save_checkpoint
 
 WARMUP = 0.15        # fraction of the schedule spent rising to the peak lr
 START_DIV = 25.0     # the schedule starts at lr / START_DIV ...
@@ -112,14 +112,28 @@ def start_state(pretrained_model, resume_epoch, max_epoch, log, columns=0, save_
     same_run = (checkpoint_columns(ckpt) == model.columns and "optimizer" in ckpt
                 and saved.get("max_epoch") == max_epoch and "start_epoch" in saved)
     exact = same_run and ckpt.get("epoch") == resume_epoch
-    in_place = save_folder and os.path.realpath(os.path.dirname(pretrained_model)) == os.path.realpath(save_folder)
-    if same_run and in_place and not exact:  # a typo would restart the run's schedule and trim its logs
+    # a typo in --resume_epoch would restart the run's schedule and trim its logs
+    if same_run and is_in_folder(pretrained_model, save_folder) and not exact:
         raise SystemExit(f"error: {pretrained_model} is this run's checkpoint after epoch {ckpt.get('epoch')}: "
                          f"--resume_epoch {ckpt.get('epoch')} goes on with it (to fine-tune it, give another "
                          "--save_folder)")
     log(f"{'resuming' if exact else 'fine-tuning from'} {pretrained_model} "
         f"(epoch {ckpt.get('epoch', 0)}), training epochs {resume_epoch + 1}..{max_epoch}, {model.columns} columns")
     return model, ckpt, exact
+
+
+def is_in_folder(path, folder):
+    return bool(path and folder) and os.path.realpath(os.path.dirname(path)) == os.path.realpath(folder)
+
+
+def best_so_far(save_folder, keep_history):
+    """The val accuracy best.pth holds where this run goes on with the folder's history, else -1 (any first epoch
+    is an improvement: every run leaves a best.pth)."""
+    best = os.path.join(save_folder, "best.pth")
+    if not (keep_history and os.path.isfile(best)):
+        return -1.0
+    ckpt = read_checkpoint(best)
+    return float(ckpt.get("val_accuracy", ckpt.get("best_accuracy", -1.0)))
 
 
 def set_dropout(model, p):
@@ -226,6 +240,9 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     val_samples, val_skipped = load_samples(test_img_dirs, log=log, store_width=None)  # read as test.py reads
     if not train_samples:
         raise SystemExit(f"error: no usable training images in {train_img_dirs}")
+    framed = sum(s.framed for s in val_samples)
+    if framed:
+        log(f"note: {framed} validation images are read cropped to their boxes.tsv box (test.py reads whole images)")
     log(f"train: {len(train_samples)} images ({skipped} skipped), val: {len(val_samples)} ({val_skipped} skipped), "
         f"device {device}, amp {amp}, world size {ddp.world}")
 
@@ -248,7 +265,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
     sampler = torch.utils.data.DistributedSampler(train_set, ddp.world, ddp.rank, seed=seed)
     loader = torch.utils.data.DataLoader(
         train_set, batch_size=batch_size, sampler=sampler, collate_fn=collate, drop_last=True,
-        num_workers=workers, persistent_workers=workers > 0)
+        num_workers=workers)  # not persistent: a worker's copy of train_set would keep epoch 1's set_epoch
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise SystemExit(f"error: {len(train_samples)} training images make no batch of {batch_size} "
@@ -266,14 +283,16 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
         optimizer.load_state_dict(ckpt["optimizer"])
         for group in optimizer.param_groups:
             group["lr"] = lr * one_cycle(done / total)
-    best = ckpt.get("best_accuracy", -1.0) if exact else -1.0  # best.pth: the first epoch, then each improvement
+    # going on from this folder's own checkpoint (an exact resume, or more epochs in place) keeps its history
+    keep_history = exact or is_in_folder(pretrained_model, save_folder)
+    best = best_so_far(save_folder, keep_history)
 
     os.makedirs(save_folder, exist_ok=True)
     csv_path = os.path.join(save_folder, "log.csv")
     steps_path = os.path.join(save_folder, "steps.csv")
     if ddp.main:
         for log_path in (csv_path, steps_path):
-            keep_log_rows(log_path, resume_epoch if exact else 0)
+            keep_log_rows(log_path, resume_epoch if keep_history else 0)
     step_log = open(steps_path, "a", encoding="utf-8") if ddp.main else None  # epoch, loss averaged over ranks
     args = dict(train_img_dirs=train_img_dirs, test_img_dirs=test_img_dirs, batch_size=batch_size, lr=lr,
                 max_epoch=max_epoch, seed=seed, no_augment=no_augment, amp=amp, dropout=dropout,
@@ -281,13 +300,14 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
 
     for epoch in range(resume_epoch, max_epoch):
         model.train()
-        torch.manual_seed(seed * 1000 + epoch)  # dropout masks too are a function of the epoch: resumable
+        torch.manual_seed(seed * 1000 + epoch + 7919 * ddp.rank)  # dropout masks: by epoch (resumable) and rank
         train_set.set_epoch(epoch)
         sampler.set_epoch(epoch)
         t0, seen, loss_sum = time.time(), 0, 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{max_epoch}", disable=not ddp.main, leave=False)
         for images, labels, lengths in bar:
             images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            step_lr = scheduler.get_last_lr()[0]  # the lr this step uses
             loss = train_step(model, optimizer, images, labels, lengths, device, amp)
             scheduler.step()
             seen += images.shape[0] * ddp.world
@@ -295,7 +315,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
             loss_sum += step_loss
             if ddp.main:
                 step_log.write(f"{epoch + 1},{step_loss:.6f}\n")
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{step_lr:.2e}",
                             img_s=f"{seen / (time.time() - t0):.0f}")
         train_seconds = time.time() - t0
         if ddp.main:
@@ -306,16 +326,16 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
             score = score_dataset(net, val_set, device) if len(val_set) else None
             accuracy = score.accuracy if score else 0.0
             row = {"epoch": epoch + 1, "train_loss": f"{loss_sum / steps_per_epoch:.4f}",
-                   "val_accuracy": f"{accuracy:.4f}", "lr": f"{scheduler.get_last_lr()[0]:.3e}",
+                   "val_accuracy": f"{accuracy:.4f}", "lr": f"{step_lr:.3e}",
                    "img_per_s": f"{seen / train_seconds:.1f}", "seconds": f"{time.time() - t0:.1f}"}
             improved = accuracy > best
             best = max(best, accuracy)
             state = dict(optimizer=optimizer.state_dict(), schedule=schedule, epoch=epoch + 1,
                          best_accuracy=best, val_accuracy=accuracy, args=args)
-            save_checkpoint(os.path.join(save_folder, "last.pth"), model, **state)
             if improved:
                 save_checkpoint(os.path.join(save_folder, "best.pth"), model, **state)
             write_log_row(csv_path, row)
+            save_checkpoint(os.path.join(save_folder, "last.pth"), model, **state)  # last: the epoch's commit point
             plot_log(csv_path, os.path.join(save_folder, "log.png"))
             log(f"epoch {epoch + 1}/{max_epoch}  loss {row['train_loss']}  "
                 f"val {score.summary() if score else 'n/a'}  {row['img_per_s']} img/s  {row['seconds']}s"

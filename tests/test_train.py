@@ -218,3 +218,47 @@ def test_killed_fine_tune_resumes_exactly_and_keeps_its_log(tmp_path, small_run,
     assert "resuming" in capsys.readouterr().out
     assert [r["train_loss"] for r in read_log(str(killed))] == [r["train_loss"] for r in read_log(str(full))]
     assert (killed / "steps.csv").read_text() == (full / "steps.csv").read_text()
+
+
+DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "imgs")
+
+
+def demo_run(folder, *extra):
+    train_script.main(["--train_img_dirs", DEMO, "--test_img_dirs", DEMO, "--batch_size", "4", "--amp", "off",
+                       "--save_folder", str(folder), *extra])
+
+
+def test_loader_processes_augment_each_epoch_anew(tmp_path, monkeypatch):
+    batches = []
+    step = training.train_step
+
+    def recording(model, optimizer, images, *rest):
+        batches.append({hash(img.numpy().tobytes()) for img in images.cpu()})
+        return step(model, optimizer, images, *rest)
+    monkeypatch.setattr(training, "train_step", recording)
+    demo_run(tmp_path / "w", "--max_epoch", "2", "--workers", "2")  # 12 plates: 3 steps an epoch
+    first, second = set().union(*batches[:3]), set().union(*batches[3:])
+    assert len(batches) == 6 and len(first) == len(second) == 12 and not first & second  # persistent: all the same
+
+
+def test_more_epochs_in_place_keep_the_folders_history(tmp_path, capsys):
+    demo_run(tmp_path / "w", "--max_epoch", "1", "--workers", "0")
+    first_best = read_checkpoint(str(tmp_path / "w" / "best.pth"))
+    demo_run(tmp_path / "w", "--max_epoch", "2", "--workers", "0", "--pretrained_model",
+             str(tmp_path / "w" / "last.pth"), "--resume_epoch", "1")
+    assert [r["epoch"] for r in read_log(str(tmp_path / "w"))] == ["1", "2"]
+    best = read_checkpoint(str(tmp_path / "w" / "best.pth"))
+    assert best["val_accuracy"] == first_best["val_accuracy"] == 0.0 and best["epoch"] == 1  # 0% then 0%: no gain
+
+
+def test_an_exact_resume_into_another_folder_leaves_a_best_pth(tmp_path, monkeypatch):
+    def killed(*args):  # right after epoch 1 was saved
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(training, "plot_log", killed)
+        with pytest.raises(SystemExit, match="interrupted"):
+            demo_run(tmp_path / "a", "--max_epoch", "2", "--workers", "0")
+    demo_run(tmp_path / "b", "--max_epoch", "2", "--workers", "0", "--pretrained_model",
+             str(tmp_path / "a" / "last.pth"), "--resume_epoch", "1")
+    assert os.path.isfile(tmp_path / "b" / "best.pth")
+    assert read_checkpoint(str(tmp_path / "b" / "last.pth"))["epoch"] == 2
