@@ -31,6 +31,8 @@ def chunks(jobs, size):
 
 
 def is_alive(pid):
+    if os.name != "posix":  # elsewhere signal 0 is no probe (on Windows it is CTRL_C_EVENT): assume alive
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -15,6 +15,7 @@ seed gives the same images however the work is split between processes.
 """
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, fields, replace
 
@@ -556,6 +557,7 @@ _worker = {}
 
 def _init_worker(config, synth=None):
     if synth is None:  # a pool process: one image per process at a time, no OpenCV threads
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
         cv2.setNumThreads(1)
         synth = PlateSynth(config["font_cn"], config["font_en"], config["effects"])
     _worker.clear()
@@ -600,6 +602,14 @@ def earlier_rows(path, rendered):
     return rows
 
 
+def remove_unreceived(savepath, names, since):
+    """Delete the images among `names` this run (started at `since`) wrote but whose result it never received."""
+    for name in names:
+        path = os.path.join(savepath, name)
+        if os.path.isfile(path) and os.path.getmtime(path) >= since:
+            os.remove(path)
+
+
 def write_boxes(savepath, records):
     """boxes.tsv beside context images, in the format of plates_context/boxes.tsv plus a column of plate rows;
     `records`: (file name, corners, rows). The rows of images an earlier run left in `savepath` stay."""
@@ -637,8 +647,10 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
         pool = None
         _init_worker(config, synth)
         results = map(_render_job, jobs)
+    received = set()
     try:
         for i, name, extra in results:
+            received.add(i)
             bar.update()
             if name is None:
                 log(extra)
@@ -653,6 +665,8 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
             pool.terminate()
         if context:  # also when interrupted: the images written so far keep their rows
             write_boxes(savepath, boxes)
+            if len(received) < len(jobs):  # workers wrote these, their corners never came back: no row, no image
+                remove_unreceived(savepath, [job[3] for job in jobs if job[0] not in received], start)
     elapsed = time.time() - start
     log(f"wrote {written} images to {savepath} in {elapsed:.1f} s ({written / max(elapsed, 1e-9):.0f} img/s)"
         + (f", {skipped} skipped" if skipped else "") + (", corners in boxes.tsv" if context else ""))

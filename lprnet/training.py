@@ -28,7 +28,7 @@ from .device import (
 )
 from .evaluate import score_dataset
 from .image import write_atomic, write_lines
-from .model import LPRNet, checkpoint_columns, load_model, read_checkpoint, save_checkpoint
+from .model import CheckpointError, LPRNet, checkpoint_columns, load_model, read_checkpoint, save_checkpoint
 
 WARMUP = 0.15        # fraction of the schedule spent rising to the peak lr
 START_DIV = 25.0     # the schedule starts at lr / START_DIV ...
@@ -132,7 +132,10 @@ def best_so_far(save_folder, keep_history):
     best = os.path.join(save_folder, "best.pth")
     if not (keep_history and os.path.isfile(best)):
         return -1.0
-    ckpt = read_checkpoint(best)
+    try:
+        ckpt = read_checkpoint(best)
+    except CheckpointError:  # not ours: the first epoch replaces it
+        return -1.0
     return float(ckpt.get("val_accuracy", ckpt.get("best_accuracy", -1.0)))
 
 
@@ -284,7 +287,7 @@ def train(train_img_dirs, test_img_dirs, pretrained_model="", resume_epoch=0, ma
         for group in optimizer.param_groups:
             group["lr"] = lr * one_cycle(done / total)
     # going on from this folder's own checkpoint (an exact resume, or more epochs in place) keeps its history
-    keep_history = exact or is_in_folder(pretrained_model, save_folder)
+    keep_history = exact or (resume_epoch > 0 and is_in_folder(pretrained_model, save_folder))
     best = best_so_far(save_folder, keep_history)
 
     os.makedirs(save_folder, exist_ok=True)

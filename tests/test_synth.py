@@ -2,6 +2,10 @@
 what was drawn."""
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -28,7 +32,7 @@ from lprnet.synth import (
     style_from_spec,
 )
 from lprnet.synth_text import KINDS
-from tests.conftest import no_fonts
+from tests.conftest import ROOT, no_fonts
 
 
 @pytest.fixture(scope="module")
@@ -352,3 +356,16 @@ def test_an_interrupted_context_run_keeps_the_rows_of_what_it_wrote(synth, tmp_p
     images = sorted(f for f in os.listdir(tmp_path) if f.endswith(".jpg"))
     samples, skipped = load_samples(str(tmp_path), log=lambda *a: None)
     assert len(images) == 2 and skipped == 0 and all(s.framed for s in samples)
+
+
+def test_ctrl_c_on_a_context_run_with_workers_is_one_line_and_leaves_no_image_without_its_row(synth, tmp_path):
+    run = subprocess.Popen([sys.executable, str(ROOT / "gen_plates.py"), "--num", "20000", "--savepath", str(tmp_path),
+                            "--context", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           start_new_session=True)  # its own process group, as a terminal's Ctrl-C reaches them all
+    time.sleep(4)
+    os.killpg(run.pid, signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1 and b"Traceback" not in err and err.strip().endswith(b"rows where --context)")
+    images = [f for f in os.listdir(tmp_path) if f.endswith(".jpg")]
+    samples, skipped = load_samples(str(tmp_path), log=lambda *a: None)
+    assert 0 < len(images) < 20000 and len(samples) == len(images) and all(s.framed for s in samples)

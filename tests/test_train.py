@@ -262,3 +262,12 @@ def test_an_exact_resume_into_another_folder_leaves_a_best_pth(tmp_path, monkeyp
              str(tmp_path / "a" / "last.pth"), "--resume_epoch", "1")
     assert os.path.isfile(tmp_path / "b" / "best.pth")
     assert read_checkpoint(str(tmp_path / "b" / "last.pth"))["epoch"] == 2
+
+
+def test_a_new_run_from_the_folders_own_checkpoint_starts_a_new_history(tmp_path):
+    demo_run(tmp_path / "w", "--max_epoch", "1", "--workers", "0")
+    demo_run(tmp_path / "w", "--max_epoch", "2", "--workers", "0", "--pretrained_model",
+             str(tmp_path / "w" / "last.pth"))  # --resume_epoch 0: a fine-tune over epochs 1..2
+    assert [r["epoch"] for r in read_log(str(tmp_path / "w"))] == ["1", "2"]
+    best = read_checkpoint(str(tmp_path / "w" / "best.pth"))
+    assert best["schedule"]["max_epoch"] == 2  # this run's, not the old run's best.pth
