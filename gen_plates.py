@@ -56,7 +56,7 @@ def main(argv=None):
     except (FontError, ValueError, OSError, WorkerDied) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
-        sys.exit("interrupted: the images written so far are kept (with their boxes.tsv rows where --context)")
+        sys.exit("interrupted: run the same command again to render them all (the same --seed gives the same plates)")
 
 
 if __name__ == "__main__":

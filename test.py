@@ -37,7 +37,8 @@ def parse_opt(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="off", choices=["off", "bf16"], help="bf16 autocast for torch inference")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--show", action="store_true", help="print every misread plate with its confidence")
+    p.add_argument("--show", type=str2bool, nargs="?", const=True, default=False,
+                   help="print every misread plate with its confidence (--show, or --show True/False)")
     add_plate_rules_flag(p)
     add_two_rows_flag(p, auto=True)
     return p.parse_args(argv)

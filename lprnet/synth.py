@@ -603,11 +603,15 @@ def earlier_rows(path, rendered):
 
 
 def remove_unreceived(savepath, names, since):
-    """Delete the images among `names` this run (started at `since`) wrote but whose result it never received."""
+    """Delete the images among `names` this run (started at `since`) wrote but whose result it never received; returns
+    how many."""
+    removed = 0
     for name in names:
         path = os.path.join(savepath, name)
         if os.path.isfile(path) and os.path.getmtime(path) >= since:
             os.remove(path)
+            removed += 1
+    return removed
 
 
 def write_boxes(savepath, records):
@@ -663,10 +667,14 @@ def generate(num=1000, savepath="data/synth", types="blue,green,yellow", size="9
         bar.close()
         if pool is not None:
             pool.terminate()
+        removed = 0
         if context:  # also when interrupted: the images written so far keep their rows
             write_boxes(savepath, boxes)
             if len(received) < len(jobs):  # workers wrote these, their corners never came back: no row, no image
-                remove_unreceived(savepath, [job[3] for job in jobs if job[0] not in received], start)
+                removed = remove_unreceived(savepath, [job[3] for job in jobs if job[0] not in received], start)
+        if len(received) < len(jobs):
+            log(f"stopped after {written} of {num} images, which are kept in {savepath}"
+                + (f" with their boxes.tsv rows ({removed} unfinished ones removed)" if context else ""))
     elapsed = time.time() - start
     log(f"wrote {written} images to {savepath} in {elapsed:.1f} s ({written / max(elapsed, 1e-9):.0f} img/s)"
         + (f", {skipped} skipped" if skipped else "") + (", corners in boxes.tsv" if context else ""))

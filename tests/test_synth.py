@@ -352,7 +352,9 @@ def test_an_interrupted_context_run_keeps_the_rows_of_what_it_wrote(synth, tmp_p
     monkeypatch.setattr(synth_module, "_render_job", interrupted_at_the_third)
     with pytest.raises(SystemExit) as e:
         gen_plates.main(["--num", "5", "--savepath", str(tmp_path), "--context", "--seed", "3"])
-    assert str(e.value.code).startswith("interrupted: the images written so far are kept")
+    assert str(e.value.code).startswith("interrupted: run the same command again")
+    assert (f"stopped after 2 of 5 images, which are kept in {tmp_path} with their boxes.tsv rows (0 unfinished ones "
+            "removed)") in capsys.readouterr().out
     images = sorted(f for f in os.listdir(tmp_path) if f.endswith(".jpg"))
     samples, skipped = load_samples(str(tmp_path), log=lambda *a: None)
     assert len(images) == 2 and skipped == 0 and all(s.framed for s in samples)
@@ -364,8 +366,9 @@ def test_ctrl_c_on_a_context_run_with_workers_is_one_line_and_leaves_no_image_wi
                            start_new_session=True)  # its own process group, as a terminal's Ctrl-C reaches them all
     time.sleep(4)
     os.killpg(run.pid, signal.SIGINT)
-    _, err = run.communicate(timeout=120)
-    assert run.returncode == 1 and b"Traceback" not in err and err.strip().endswith(b"rows where --context)")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 1 and b"Traceback" not in err and err.strip().endswith(b"gives the same plates)")
+    assert "images, which are kept in" in out.decode()
     images = [f for f in os.listdir(tmp_path) if f.endswith(".jpg")]
     samples, skipped = load_samples(str(tmp_path), log=lambda *a: None)
     assert 0 < len(images) < 20000 and len(samples) == len(images) and all(s.framed for s in samples)
