@@ -14,7 +14,6 @@ folder at the same time.
 """
 import os
 import re
-import signal
 import time
 from collections import Counter, namedtuple
 from contextlib import closing
@@ -66,7 +65,6 @@ class BoxOutsideError(ValueError):
 
 class CutError(ValueError):
     """The run cannot start (the save folder was made with other settings, or holds the photos)."""
-
 
 
 def parse_ccpd_name(path):
@@ -226,7 +224,6 @@ def _cut_job(job):
 
 
 def _init_worker():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     cv2.setNumThreads(1)
 
 

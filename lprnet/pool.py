@@ -2,6 +2,7 @@
 import itertools
 import multiprocessing
 import os
+import signal
 
 WATCH_S = 1.0  # while no result comes, how often the workers are checked for one that died
 
@@ -10,7 +11,8 @@ class WorkerDied(RuntimeError):
     """A worker process ended in the middle of the work; the message says which and the likely cause."""
 
 
-def _register(pids, initializer, initargs):
+def _start_worker(pids, initializer, initargs):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the pool
     pids.put(os.getpid())
     if initializer is not None:
         initializer(*initargs)
@@ -57,7 +59,7 @@ class clean_process_pool:
         if method == "forkserver":
             context.set_forkserver_preload(list(preload))
         self._pids, self._seen = context.SimpleQueue(), set()
-        self._pool = context.Pool(workers, _register, (self._pids, initializer, initargs))
+        self._pool = context.Pool(workers, _start_worker, (self._pids, initializer, initargs))
 
     def imap(self, fn, jobs, chunksize=1, ordered=True):
         """fn(job) for each job, as Pool.imap (or imap_unordered), `chunksize` jobs to a worker at a time, checking

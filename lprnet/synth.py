@@ -15,7 +15,6 @@ seed gives the same images however the work is split between processes.
 """
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass, fields, replace
 
@@ -557,7 +556,6 @@ _worker = {}
 
 def _init_worker(config, synth=None):
     if synth is None:  # a pool process: one image per process at a time, no OpenCV threads
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
         cv2.setNumThreads(1)
         synth = PlateSynth(config["font_cn"], config["font_en"], config["effects"])
     _worker.clear()
