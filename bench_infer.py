@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from lprnet.cli import comma_list, str2bool
-from lprnet.cpu import cpu_description
-from lprnet.device import DeviceError, configure_cpu, usable_cores
+from lprnet.cpu import cpu_description, usable_cores
+from lprnet.device import DeviceError, configure_cpu
 from lprnet.engines import EngineError, MIGraphXEngine, MIGraphXUnavailable, OrtEngine, TorchEngine, import_migraphx
 from lprnet.evaluate import Score, labelled_plates, markdown_table, read_texts
 from lprnet.export import export_to_onnx

@@ -1,5 +1,6 @@
 """What the CPU can do, from /proc/cpuinfo (no torch here: the ONNX Runtime engine asks too)."""
 import contextlib
+import os
 import platform
 
 
@@ -35,3 +36,10 @@ def cpu_has_fast_bf16():
     """True on CPUs with AMX or AVX512-BF16, where bf16 convolutions beat fp32 several times over."""
     flags = cpu_info()[1]
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def usable_cores():
+    """The cores this process may run on (taskset, docker --cpuset-cpus), not every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

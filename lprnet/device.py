@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .cpu import cpu_has_fast_bf16
+from .cpu import cpu_has_fast_bf16, usable_cores
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
@@ -115,9 +115,3 @@ def configure_cpu(threads=0):
     keep_freed_memory()
     torch.set_num_threads(threads or usable_cores())
 
-
-def usable_cores():
-    """The cores this process may run on (taskset, docker --cpuset-cpus), not every core of the machine."""
-    if hasattr(os, "sched_getaffinity"):  # Linux
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1

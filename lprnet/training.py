@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .augment import CONTEXT_FRAMING, PHOTOMETRIC
 from .charset import BLANK
 from .cli import check_flags
+from .cpu import usable_cores
 from .dataset import PlateDataset, collate, load_samples
 from .device import (
     autocast,
@@ -24,7 +25,6 @@ from .device import (
     resolve_workers,
     select_device,
     slow_bf16_warning,
-    usable_cores,
 )
 from .evaluate import score_dataset
 from .image import write_atomic, write_lines
