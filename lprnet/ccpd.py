@@ -12,6 +12,7 @@ path) to its crop's name and is written before any crop is, so a re-run resumes 
 stopped and a plate seen again keeps its `_1`, `_2` ... suffix. Two runs must not share a save
 folder at the same time.
 """
+import functools
 import os
 import re
 import time
@@ -241,7 +242,13 @@ def photo_key(path):
     """A photo's path with its folder's links resolved (a folder reached through a link holds the same photos) and
     its own name kept (a linked file is labelled by its link's CCPD name, not by the name of what it points to)."""
     path = os.path.abspath(path)
-    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    return os.path.join(real_folder(os.path.dirname(path)), os.path.basename(path))
+
+
+@functools.lru_cache(maxsize=None)
+def real_folder(folder):
+    """os.path.realpath, once per folder: a CCPD folder holds 100,000s of photos."""
+    return os.path.realpath(folder)
 
 
 def list_photos(ccpdpath, split_file, savepath):
@@ -388,9 +395,9 @@ def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file=
             os.remove(os.path.join(savepath, name))
 
     skipped = {src: ("missing", "listed in the split file but not found") for src in missing}
-    skipped.update({printable(src): ("bad_name", "the file name is not UTF-8 text") for src in photos
-                    if not is_utf8_name(src)})
-    photos = [src for src in photos if is_utf8_name(src)]
+    undecodable = {src for src in photos if not is_utf8_name(src)}
+    skipped.update({printable(src): ("bad_name", "the file name is not UTF-8 text") for src in sorted(undecodable)})
+    photos = [src for src in photos if src not in undecodable]
     labelled = []
     for src in photos:
         try:
