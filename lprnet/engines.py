@@ -116,9 +116,17 @@ def check_lprnet_io(path, input_shape, output_shape):
     return i[0]
 
 
+def missing_model(path):
+    """Why `path` is no model file to open, or None."""
+    if os.path.isfile(path):
+        return None
+    return f"{path}: " + ("a folder, not a model file" if os.path.isdir(path) else "no such model file")
+
+
 def require_file(path, suffixes):
-    if not os.path.isfile(path):
-        raise EngineError(f"{path}: " + ("a folder, not a model file" if os.path.isdir(path) else "no such model file"))
+    problem = missing_model(path)
+    if problem:
+        raise EngineError(problem)
     if not path.lower().endswith(suffixes):
         raise EngineError(f"{path}: expected a {' or '.join(suffixes)} model")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .charset import LabelError, check_plate, label_from_filename
 from .cli import add_plate_rules_flag, add_two_rows_flag, check_flags
-from .engines import EngineError
+from .engines import EngineError, missing_model
 from .evaluate import Score, read_crops, two_row_note
 from .image import IMAGE_EXTENSIONS, ImageError, list_images, unwritable_folder, write_atomic, write_image
 from .preprocess import INPUT_W, read_plates
@@ -237,8 +237,9 @@ def check_options(model, imgpath, batch_size, output, save_vis, font):
         problem = folder and unwritable_folder(folder)
         if problem:
             fatal(f"{flag} {value}: cannot write there ({problem})")
-    if not os.path.isfile(model):
-        fatal(f"{model}: a folder, not a model file" if os.path.isdir(model) else f"{model}: no such model file")
+    problem = missing_model(model)
+    if problem:
+        fatal(problem)
     try:
         paths = list_images(imgpath)
     except FileNotFoundError as e:
