@@ -318,3 +318,28 @@ def strip_checkpoint(src, dst):
     model, ckpt = load_model(src)
     keep = {k: ckpt[k] for k in ("epoch", "args", "val_accuracy") if k in ckpt}
     save_checkpoint(dst, model, **keep)
+
+
+def average_checkpoints(sources, dst, weights=None):
+    """Write the weighted mean of several fine-tunes of one model (a "model soup", Wortsman et al. 2022): it
+    keeps what they share and averages out what each run's seed and data added. Floats are averaged (BatchNorm's
+    running statistics too), integer buffers come from the first checkpoint."""
+    weights = [1.0] * len(sources) if weights is None else [float(w) for w in weights]
+    if not sources or len(weights) != len(sources) or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"average_checkpoints: {len(sources)} checkpoints need as many weights >= 0, "
+                         f"not all 0 (got {weights})")
+    loaded = [load_model(path) for path in sources]
+    if len({model.columns for model, _ in loaded}) > 1:
+        raise CheckpointError("average_checkpoints: the checkpoints read different numbers of columns")
+    states = [model.state_dict() for model, _ in loaded]
+    total = sum(weights)
+    mean = {}
+    for name, first in states[0].items():
+        if first.is_floating_point():
+            mean[name] = (sum(s[name].double() * w for s, w in zip(states, weights)) / total).float()
+        else:
+            mean[name] = first
+    model = loaded[0][0]
+    model.load_state_dict(mean)
+    save_checkpoint(dst, model, epoch=max(ckpt.get("epoch", 0) for _, ckpt in loaded),
+                    averaged_from=[str(path) for path in sources], averaged_weights=[w / total for w in weights])

@@ -12,6 +12,7 @@ from lprnet.model import (
     Dropout,
     LPRNet,
     MaxPoolSubsample,
+    average_checkpoints,
     avg_pool_in_strips,
     load_model,
     save_checkpoint,
@@ -227,3 +228,45 @@ def test_checkpoint_remembers_its_columns_and_18_column_weights_load_as_36(tmp_p
         assert wide(torch.zeros(1, 3, 24, 94)).shape == (1, 68, 36)
     with pytest.raises(ValueError, match="columns must be one of"):
         LPRNet(columns=24)
+
+
+def test_average_checkpoints_writes_the_weighted_mean_of_every_float(tmp_path):
+    a, b = trained_like(1), trained_like(2)
+    for m, count in ((a, 5), (b, 9)):
+        for bn in m.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.num_batches_tracked.fill_(count)
+    paths = [str(tmp_path / "a.pth"), str(tmp_path / "b.pth")]
+    save_checkpoint(paths[0], a, epoch=51)
+    save_checkpoint(paths[1], b, epoch=49)
+    out = str(tmp_path / "soup.pth")
+    average_checkpoints(paths, out, weights=[1, 3])
+    soup, ckpt = load_model(out)
+    sa, sb, ss = a.state_dict(), b.state_dict(), soup.state_dict()
+    for name, value in ss.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.25 * sa[name] + 0.75 * sb[name], atol=1e-6), name
+        else:
+            assert torch.equal(value, sa[name]), name  # batch counts: the first checkpoint's
+    assert not torch.allclose(ss["container.0.weight"], sa["container.0.weight"])
+    assert ckpt["epoch"] == 51 and ckpt["averaged_from"] == paths and ckpt["averaged_weights"] == [0.25, 0.75]
+
+
+def test_average_of_one_model_with_itself_is_that_model_bit_for_bit(tmp_path):
+    path, out = str(tmp_path / "a.pth"), str(tmp_path / "soup.pth")
+    save_checkpoint(path, trained_like(3))
+    average_checkpoints([path, path, path], out)
+    for name, value in load_model(out)[0].state_dict().items():
+        assert torch.equal(value, trained_like(3).state_dict()[name]), name
+
+
+def test_average_checkpoints_refuses_mixed_columns_and_bad_weights(tmp_path):
+    narrow, wide = str(tmp_path / "n.pth"), str(tmp_path / "w.pth")
+    save_checkpoint(narrow, trained_like(1))
+    save_checkpoint(wide, trained_like(1, columns=36))
+    with pytest.raises(CheckpointError, match="different numbers of columns"):
+        average_checkpoints([narrow, wide], str(tmp_path / "x.pth"))
+    for weights in ([1], [0, 0], [1, -1]):
+        with pytest.raises(ValueError, match="need as many weights"):
+            average_checkpoints([narrow, narrow], str(tmp_path / "x.pth"), weights=weights)
+    assert not (tmp_path / "x.pth").exists()
