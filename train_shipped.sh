@@ -20,6 +20,18 @@ python gen_plates.py --num 10000 --savepath "$OUT/synth9" --types blue=4,green=4
 python gen_plates.py --num 3000 --savepath "$OUT/synth9b" --types blue=3,green=4,yellow=3 --seed 42 --workers 2
 python gen_plates.py --num 10000 --savepath "$OUT/synth10" --types blue=4,green=4,yellow=3 --context --seed 71 --workers 2
 python gen_plates.py --num 3000 --savepath "$OUT/synth10b" --types blue=3,green=4,yellow=3 --seed 72 --workers 2
+# stage 11's data sets: NAME SEED ONE_ROW_TYPES CROP_TYPES -> plates with surroundings, tight crops, and two-row
+# yellow plates with surroundings
+synth11() {
+    python gen_plates.py --num 10000 --savepath "$OUT/synth11$1" --types "$3" --context --seed "$2" --workers 2
+    python gen_plates.py --num 3000 --savepath "$OUT/synth11${1}_crops" --types "$4" --seed $(($2 + 1)) --workers 2
+    python gen_plates.py --num 4000 --savepath "$OUT/synth11${1}_2row" --types yellow_double --context \
+        --seed $(($2 + 2)) --workers 2
+}
+synth11 a 91 blue=4,green=4,yellow=3 blue=3,green=4,yellow=3
+synth11 b 101 blue=4,green=4,yellow=3 blue=3,green=4,yellow=3
+synth11 c 131 blue=4,green=4,yellow=3 blue=3,green=4,yellow=3
+synth11 d 141 blue=3,green=6,yellow=2 blue=2,green=6,yellow=2
 
 # stage N FIRST_EPOCH LAST_EPOCH PEAK_LR GENERATED_FOLDERS [TRAIN.PY OPTIONS]: one-cycle training on the real
 # plates and the given generated folders (under $OUT) into $OUT/weightsN, fine-tuning stage N-1's last epoch
@@ -45,8 +57,19 @@ stage 9 40 44 5e-4 synth9,synth9b --seed 11   # 4 more on fresh plates: plates/v
 # 3 more on fresh plates at a low lr, more windows cutting into the first or last character: every real framing reads better
 stage 10 44 47 2e-4 synth10,synth10b --seed 17 --near_windows 0.35 --cut_windows 0.6
 
-# ship the last epoch (not the best one on val: val only watches), weights only
-python -c "import sys; from lprnet.model import strip_checkpoint; strip_checkpoint(*sys.argv[1:])" \
-    "$OUT/weights10/last.pth" model/lprnet.pth
+# stage 11: eight short fine-tunes of stage 10 that add two-row yellow plates (rear plates of trucks and buses),
+# two seeds on each data set, averaged into the shipped model (a "model soup"): each fine-tune reads two-row plates
+# but moves one-row readings up or down with its seed and data; their mean keeps both (docs/experiments.md)
+soup=()
+for run in "20 a" "21 a" "22 b" "23 b" "24 c" "25 c" "27 d" "28 d"; do
+    read -r seed name <<< "$run"
+    stage 11 47 51 2e-4 "synth11$name,synth11${name}_crops,synth11${name}_2row" --seed "$seed" \
+        --near_windows 0.35 --cut_windows 0.6 --save_folder "$OUT/weights11_$seed"
+    soup+=("$OUT/weights11_$seed/last.pth")
+done
+
+# ship the mean of the eight last epochs (not the best ones on val: val only watches), weights only
+python -c "import sys; from lprnet.model import average_checkpoints; average_checkpoints(sys.argv[2:], sys.argv[1])" \
+    model/lprnet.pth "${soup[@]}"
 python test.py --model model/lprnet.pth --imgpath "$DATA/plates/val" --export_onnx True --dynamic True \
     --onnx_path model/LPRNet.onnx

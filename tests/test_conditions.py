@@ -57,7 +57,7 @@ def test_two_row_plates_are_joined_before_the_conditions(tmp_path, capsys):
     joined, squeezed = (bench_conditions.run(onnx, str(tmp_path), two_rows=two).splitlines() for two in (True, False))
     capsys.readouterr()
     as_read = [float(rows[2].split("|")[2].strip().rstrip("%")) for rows in (joined, squeezed)]
-    assert as_read[0] >= 60 and as_read[1] == 0  # the shipped model reads 84% of generated two-row plates
+    assert as_read[0] >= 80 and as_read[1] == 0  # the shipped model reads 95% of these generated two-row plates
 
 
 def test_an_empty_set_gets_empty_cells_not_a_crash():

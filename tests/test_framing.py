@@ -164,10 +164,10 @@ def test_two_row_plates_are_framed_then_joined_and_the_shipped_model_reads_them(
         assert crops(samples, variant, seed=1, two_rows=True).shape == (40, 24, 94, 3)
     onnx = str(ROOT / "model" / "LPRNet.onnx")
     # a loose box moves the fixed row cuts off the rows: read trimmed too, as the scripts do, the shipped model
-    # reads 30 of these 40 plates rather than 15
+    # reads 37 of these 40 plates rather than 31
     engine, loose = OrtEngine(onnx), "loose (+5-25% each side)"
     as_cut = sum(t == s.text for t, s in zip(read_texts(engine, crops(samples, loose), 64), samples))
-    assert read_right(engine, samples, loose).sum() >= as_cut + 8
+    assert read_right(engine, samples, loose).sum() >= as_cut + 4
     marked = bench_framing.run(onnx, str(tmp_path)).splitlines()
     tsv = tmp_path / "boxes.tsv"  # the same set from a tool that does not mark two-row plates
     marks = tsv.read_text("utf-8")
@@ -176,7 +176,7 @@ def test_two_row_plates_are_framed_then_joined_and_the_shipped_model_reads_them(
     joined = bench_framing.run(onnx, str(tmp_path), two_rows=True).splitlines()
     capsys.readouterr()
     percent = [[float(r.split("|")[2].strip().rstrip("%")) for r in rows[2:]] for rows in (joined, squeezed)]
-    assert percent[0][0] >= 70 and percent[0][-1] >= 70  # tight and rectified: the shipped model reads 90-92%
+    assert percent[0][0] >= 85 and percent[0][-1] >= 85  # tight and rectified: the shipped model reads all 40
     assert max(percent[1]) == 0
     assert marked[2:] == joined[2:]
     tsv.write_text(marks, "utf-8")

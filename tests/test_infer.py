@@ -285,7 +285,7 @@ def test_plate_rules_mend_extra_characters_on_real_plates(capsys):
     changed = [(a.plate, b.plate, a.label) for a, b in zip(plain, ruled) if a.plate != b.plate]
     assert all(len(was) == 8 and len(now) == 7 and was != label for was, now, label in changed)
     mended = sum(now == label for _, now, label in changed)
-    assert mended >= 2 and summary["correct"] == sum(r.plate == r.label for r in plain) + mended
+    assert mended >= 1 and summary["correct"] == sum(r.plate == r.label for r in plain) + mended
     score = load_script("test.py").run(pth, val, batch_size=64, plate_rules=True, two_rows=False)
     assert score.correct == summary["correct"]
     capsys.readouterr()

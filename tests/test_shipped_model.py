@@ -16,7 +16,7 @@ from lprnet.synth import FontError, generate
 from tests.conftest import load_script, no_fonts, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
-TWO_ROW_ACCURACY = 0.7  # the shipped model reads 85% of the generated test set (README)
+TWO_ROW_ACCURACY = 0.9  # the shipped model reads 96% of the generated test set (README)
 
 
 def test_the_shipped_model_reads_every_demo_image_in_torch_and_onnx_alike():
