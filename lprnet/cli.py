@@ -4,7 +4,7 @@ import os
 import re
 import sys
 
-from .preprocess import MAX_DROPPED, ONE_ROW_LEN, TWO_ROW_MIN_ASPECT
+from .preprocess import MAX_DROPPED, ONE_ROW_LEN, TWO_ROW_MIN_ASPECT, TWO_ROW_OVERRULE
 
 
 def piped(main):
@@ -63,15 +63,18 @@ def two_rows_arg(value):
 
 def add_two_rows_flag(parser, auto=False):
     """--two_rows, the same for every script that reads plates (lprnet.preprocess.join_rows). `auto`, the default
-    of the scripts that can read a crop a second time (lprnet.evaluate.reread_two_row_plates), never changes a
-    valid reading, so it cannot lose a right one; the benchmarks, which read each set one way, default to False."""
+    of the scripts that can read a crop a second time (lprnet.evaluate.reread_two_row_plates), changes a valid
+    reading only for a much more confident valid one, so it hardly ever loses a right one (none on the one-row sets
+    the README measures); the benchmarks, which read each set one way, default to False."""
     help_text = ("the images are two-row plates (rear plates of trucks and buses): their rows are joined into one "
                  "before reading (True/False")
     if auto:
         parser.add_argument("--two_rows", type=two_rows_arg, default="auto",
-                            help=help_text + f"/auto; default auto: only crops at least {TWO_ROW_MIN_ASPECT} times "
-                                 "as high as wide whose one-row reading is no valid plate are read joined, and kept "
-                                 "where that gives a valid plate)")
+                            help=help_text + f"/auto; default auto: crops at least {TWO_ROW_MIN_ASPECT} times as "
+                                 "high as wide whose one-row reading is no valid plate, or one read at most "
+                                 f"{1 - TWO_ROW_OVERRULE:g} confidently, are read joined too; a valid joined "
+                                 "reading replaces a one-row reading that is no plate, or one at least "
+                                 f"{TWO_ROW_OVERRULE:g} less confident)")
     else:
         parser.add_argument("--two_rows", type=str2bool, default=False, help=help_text + ")")
 

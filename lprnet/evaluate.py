@@ -9,6 +9,7 @@ from .charset import LabelError, check_plate, is_plate, label_from_filename
 from .image import ImageError, list_images, read_image
 from .preprocess import (
     TWO_ROW_MIN_ASPECT,
+    TWO_ROW_OVERRULE,
     TWO_ROW_SURE,
     TWO_ROW_TRIMS,
     crop_to_bgr8,
@@ -104,6 +105,18 @@ def is_sure_plate(reading):
     return is_plate(text) and confidence >= TWO_ROW_SURE
 
 
+def overrulable(one_row):
+    """--two_rows auto: whether a joined reading could replace this one-row (plate, confidence) reading."""
+    text, confidence = one_row
+    return not is_plate(text) or confidence <= 1 - TWO_ROW_OVERRULE
+
+
+def overrules(joined, one_row):
+    """--two_rows auto: a joined reading replaces a one-row one that is no plate, or a plate read at least
+    TWO_ROW_OVERRULE less confidently."""
+    return is_plate(joined[0]) and (not is_plate(one_row[0]) or joined[1] >= one_row[1] + TWO_ROW_OVERRULE)
+
+
 def best_two_row_reading(readings):
     """Of one two-row crop's readings, joined as it is first and then trimmed (TWO_ROW_TRIMS): the first where it
     is a sure plate, else the most confident valid plate, else the first."""
@@ -119,15 +132,16 @@ def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False
     plate (`readings`, updated in place). Returns the indices of the readings that changed.
 
     - joined False (--two_rows auto): `readings` are of the crops as one row. Crops at least TWO_ROW_MIN_ASPECT
-      times as high as wide whose reading is no valid plate are read joined, as they are and trimmed. A valid
-      reading, which every right reading of a labelled plate is, never changes.
+      times as high as wide whose reading is overrulable are read joined, as they are and trimmed, and take the
+      joined reading where it overrules theirs. A valid reading (every right reading of a labelled plate is one)
+      changes only for a much more confident valid one.
     - joined True (--two_rows True): `readings` are of the crops joined; those that are no sure plate are read
       trimmed too.
     """
     trims = TWO_ROW_TRIMS if joined else (0.0,) + TWO_ROW_TRIMS
     retry, plates = [], []
     for i, (crop, reading) in enumerate(zip(crops, readings)):
-        settled = is_sure_plate(reading) if joined else is_plate(reading[0])
+        settled = is_sure_plate(reading) if joined else not overrulable(reading)
         if settled:
             continue
         try:
@@ -143,7 +157,7 @@ def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False
         for k, i in enumerate(retry):
             own = [readings[i]] if joined else []  # the joined crop as it is, read already
             best = best_two_row_reading(own + again[k * len(trims):(k + 1) * len(trims)])
-            if is_plate(best[0]) and best != readings[i]:
+            if best != readings[i] and (is_plate(best[0]) if joined else overrules(best, readings[i])):
                 readings[i] = best
                 changed.append(i)
     return changed

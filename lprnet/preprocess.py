@@ -28,6 +28,10 @@ TWO_ROW_MIN_ASPECT = 0.4  # height / width: a two-row plate's box ~0.5, most one
 # its height and width on each side, as if its box were tighter (lprnet.evaluate.best_two_row_reading).
 TWO_ROW_TRIMS = (0.06, 0.12)
 TWO_ROW_SURE = 0.5
+# --two_rows auto: a tall crop's valid one-row reading gives way to its joined reading only where that is a valid plate
+# read at least TWO_ROW_OVERRULE more confidently (a squeezed two-row plate can read as a wrong but valid one-row
+# plate); so a one-row reading more confident than 1 - TWO_ROW_OVERRULE is never read again.
+TWO_ROW_OVERRULE = 0.3
 
 
 def resize_plate(img, size=(INPUT_W, INPUT_H)):

@@ -5,30 +5,31 @@ from lprnet.evaluate import Score, best_two_row_reading, reread_two_row_plates
 from lprnet.image import write_image
 
 
-def engine_reading(text):
-    """An engine that reads `text` off every plate it is given, and counts the plates."""
+def engine_reading(text, margin=1.0):
+    """An engine that reads `text` off every plate it is given, and counts the plates; each character with
+    confidence ~0.04 (margin 1) or ~1 (margin 20)."""
     def engine(x):
         engine.seen += len(x)
         logits = np.zeros((len(x), NUM_CLASSES, 18), np.float32)
-        logits[:, BLANK] = 1
+        logits[:, BLANK] = margin
         for t, char in enumerate(text):
-            logits[:, BLANK, 2 * t], logits[:, CHAR_INDEX[char], 2 * t] = 0, 1
+            logits[:, BLANK, 2 * t], logits[:, CHAR_INDEX[char], 2 * t] = 0, margin
         return logits
     engine.seen = 0
     return engine
 
 
-def test_two_rows_auto_rereads_only_high_crops_whose_reading_is_no_plate(tmp_path):
+def test_two_rows_auto_rereads_only_high_crops_whose_reading_is_no_plate_or_unsure(tmp_path):
     paths = []
     for name, shape in {"tall": (48, 94), "flat": (24, 94), "tall_valid": (50, 100), "missing": None}.items():
         paths.append(str(tmp_path / f"{name}.png"))
         if shape:
             write_image(paths[-1], np.full(shape + (3,), 128, np.uint8))
-    readings = [("皖A1234", 0.9), ("皖A1234", 0.9), ("苏B12345", 0.4), ("皖A1", 0.2)]
+    readings = [("皖A1234", 0.9), ("皖A1234", 0.9), ("苏B12345", 0.8), ("皖A1", 0.2)]
     engine = engine_reading("皖A12345")
     assert reread_two_row_plates(engine, paths, readings, batch_size=8) == [0]
-    assert readings[0][0] == "皖A12345" and readings[1:] == [("皖A1234", 0.9), ("苏B12345", 0.4), ("皖A1", 0.2)]
-    assert engine.seen == 3  # joined as it is and trimmed twice; the flat crop, the valid reading and the
+    assert readings[0][0] == "皖A12345" and readings[1:] == [("皖A1234", 0.9), ("苏B12345", 0.8), ("皖A1", 0.2)]
+    assert engine.seen == 3  # joined as it is and trimmed twice; the flat crop, the sure valid reading and the
     # unreadable file are not read again
 
     still_no_plate = engine_reading("皖A12")
@@ -84,3 +85,20 @@ def test_score_splits_misreadings_by_length_and_by_characters():
     assert (score.correct, score.wrong_length, score.wrong_chars, score.total) == (1, 2, 2, 5)
     assert score.summary() == "accuracy=20.00% (1/5)"
     assert [m[0] for m in score.misses] == ["b", "c", "d", "e"]
+
+
+def test_two_rows_auto_replaces_a_valid_reading_only_by_a_much_more_confident_joined_one(tmp_path):
+    path = str(tmp_path / "tall.png")
+    write_image(path, np.full((48, 94, 3), 128, np.uint8))
+    sure_joined = engine_reading("皖A12345", margin=20)  # confidence ~1
+    readings = [("苏B12345", 0.69)]
+    assert reread_two_row_plates(sure_joined, [path], readings, batch_size=8) == [0]
+    assert readings[0][0] == "皖A12345" and readings[0][1] > 0.99
+    readings = [("苏B12345", 0.71)]  # no joined reading can be 0.3 more confident: not read again
+    assert reread_two_row_plates(sure_joined, [path], readings, batch_size=8) == [] and sure_joined.seen == 3
+    unsure_joined = engine_reading("皖A12345")  # ~0.04
+    readings = [("苏B12345", 0.05)]
+    assert reread_two_row_plates(unsure_joined, [path], readings, batch_size=8) == []
+    assert readings == [("苏B12345", 0.05)] and unsure_joined.seen == 3
+    readings = [("苏B1", 0.9)]  # no plate: any valid joined reading replaces it
+    assert reread_two_row_plates(unsure_joined, [path], readings, batch_size=8) == [0]
