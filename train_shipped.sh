@@ -2,7 +2,9 @@
 # Reproduce the shipped model/lprnet.pth and model/LPRNet.onnx from scratch (CPU is enough).
 #   bash train_shipped.sh [path/to/shared/data]     (default: ../shared/data)
 # Real plates: plates/train (tight CCPD boxes) and plates_context/train (same plates with surroundings,
-# framed like a detector would); generated plates: all 31 provinces, blue/green/yellow, with surroundings.
+# framed like a detector would); generated plates: all 31 provinces, blue/green/yellow, with surroundings, and
+# two-row yellow plates in stage 11. train.py's --amp auto trains in bf16 on CPUs with AVX512-BF16 or AMX and in
+# fp32 elsewhere, so weights match the shipped ones bit for bit only on the kind of CPU each stage ran on (README).
 set -euo pipefail
 cd "$(dirname "$0")"
 DATA=${1:-../shared/data}

@@ -14,6 +14,7 @@ interpolated to 36. Where a plate fills only part of the crop (a loose box), 18 
 blank CTC needs between two equal characters (8 characters in 12-16 columns); 36 do.
 """
 import functools
+import math
 import os
 
 import torch
@@ -322,10 +323,13 @@ def strip_checkpoint(src, dst):
 
 def average_checkpoints(sources, dst, weights=None):
     """Write the weighted mean of several fine-tunes of one model (a "model soup", Wortsman et al. 2022): it
-    keeps what they share and averages out what each run's seed and data added. Floats are averaged (BatchNorm's
-    running statistics too), integer buffers come from the first checkpoint."""
+    keeps what they share and averages out what each run's seed and data added. Only fine-tunes from one starting
+    point average well (the code cannot tell). Floats are averaged (BatchNorm's running statistics too), integer
+    buffers come from the first checkpoint; the result keeps the highest epoch and names its sources, not the
+    runs' training arguments."""
     weights = [1.0] * len(sources) if weights is None else [float(w) for w in weights]
-    if not sources or len(weights) != len(sources) or min(weights) < 0 or sum(weights) <= 0:
+    if (not sources or len(weights) != len(sources) or not all(math.isfinite(w) and w >= 0 for w in weights)
+            or sum(weights) <= 0):
         raise ValueError(f"average_checkpoints: {len(sources)} checkpoints need as many weights >= 0, "
                          f"not all 0 (got {weights})")
     loaded = [load_model(path) for path in sources]

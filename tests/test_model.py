@@ -237,8 +237,8 @@ def test_average_checkpoints_writes_the_weighted_mean_of_every_float(tmp_path):
             if isinstance(bn, nn.BatchNorm2d):
                 bn.num_batches_tracked.fill_(count)
     paths = [str(tmp_path / "a.pth"), str(tmp_path / "b.pth")]
-    save_checkpoint(paths[0], a, epoch=51)
-    save_checkpoint(paths[1], b, epoch=49)
+    save_checkpoint(paths[0], a, epoch=49)
+    save_checkpoint(paths[1], b, epoch=51)
     out = str(tmp_path / "soup.pth")
     average_checkpoints(paths, out, weights=[1, 3])
     soup, ckpt = load_model(out)
@@ -266,7 +266,7 @@ def test_average_checkpoints_refuses_mixed_columns_and_bad_weights(tmp_path):
     save_checkpoint(wide, trained_like(1, columns=36))
     with pytest.raises(CheckpointError, match="different numbers of columns"):
         average_checkpoints([narrow, wide], str(tmp_path / "x.pth"))
-    for weights in ([1], [0, 0], [1, -1]):
+    for weights in ([1], [0, 0], [1, -1], [1, float("nan")]):
         with pytest.raises(ValueError, match="need as many weights"):
             average_checkpoints([narrow, narrow], str(tmp_path / "x.pth"), weights=weights)
     assert not (tmp_path / "x.pth").exists()
