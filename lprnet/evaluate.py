@@ -129,7 +129,8 @@ def best_two_row_reading(readings):
 def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False, joined=False, rgb=False):
     """Read again the `crops` (image files, or arrays as a detector cuts them: BGR, or RGB with `rgb` as for
     `preprocess`) that may be two-row plates read badly, and keep their best_two_row_reading where it is a valid
-    plate (`readings`, updated in place). Returns the indices of the readings that changed.
+    plate (auto: where it overrules the one-row reading; `readings`, updated in place). Returns the indices of the
+    readings that changed.
 
     - joined False (--two_rows auto): `readings` are of the crops as one row. Crops at least TWO_ROW_MIN_ASPECT
       times as high as wide whose reading is overrulable are read joined, as they are and trimmed, and take the

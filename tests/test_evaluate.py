@@ -1,7 +1,7 @@
 import numpy as np
 
 from lprnet.charset import BLANK, CHAR_INDEX, NUM_CLASSES
-from lprnet.evaluate import Score, best_two_row_reading, reread_two_row_plates
+from lprnet.evaluate import Score, best_two_row_reading, overrulable, overrules, reread_two_row_plates
 from lprnet.image import write_image
 
 
@@ -102,3 +102,10 @@ def test_two_rows_auto_replaces_a_valid_reading_only_by_a_much_more_confident_jo
     assert readings == [("苏B12345", 0.05)] and unsure_joined.seen == 3
     readings = [("苏B1", 0.9)]  # no plate: any valid joined reading replaces it
     assert reread_two_row_plates(unsure_joined, [path], readings, batch_size=8) == [0]
+
+
+def test_a_joined_reading_overrules_a_valid_one_row_reading_only_0_3_more_confident():
+    assert overrulable(("苏B12345", 0.7)) and not overrulable(("苏B12345", 0.71)) and overrulable(("苏B1", 0.99))
+    assert overrules(("皖A12345", 0.99), ("苏B12345", 0.69)) and not overrules(("皖A12345", 0.98), ("苏B12345", 0.69))
+    assert overrules(("皖A12345", 0.01), ("苏B1", 0.99))  # no plate: any valid joined reading
+    assert not overrules(("皖A1", 0.99), ("苏B1", 0.01))  # a joined reading that is no plate never

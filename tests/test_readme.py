@@ -27,9 +27,11 @@ def documented_commands():
 
 def shell_words(args):
     """The words a shell passes, with unexpanded variables: a `$var` standing alone (a whole option, as `$extra`
-    in a loop) is dropped, one after an option is kept as its value."""
-    words = shlex.split(args)
-    return [w for i, w in enumerate(words) if not (w.startswith("$") and (i == 0 or not words[i - 1].startswith("-")))]
+    in a loop) is dropped; one after an option is its value, unknown here, so 1 stands in for it (a number or a
+    name alike). `$((...))` arithmetic is one word."""
+    words = shlex.split(re.sub(r"\$\(\([^()]*\)\)", "$((arithmetic))", args))
+    return ["1" if w.startswith("$") else w for i, w in enumerate(words)
+            if not (w.startswith("$") and (i == 0 or not words[i - 1].startswith("-")))]
 
 
 COMMANDS = documented_commands()

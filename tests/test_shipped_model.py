@@ -101,9 +101,9 @@ def test_the_shipped_model_reads_two_row_plates_once_their_rows_are_joined(tmp_p
     assert summary["correct"] == joined.correct and summary["two_rows"] is True
     assert squeezed.correct == 0
 
-    # the demo images beside them, and the default --two_rows auto: two-row crops whose one-row reading is no plate
-    # are read again with their rows joined; every one-row demo image keeps its right reading. The exported fp32
-    # and int8 models read the crops the same way as torch.
+    # the demo images beside them, and the default --two_rows auto: two-row crops whose one-row reading is no plate,
+    # or an unsure one, are read again with their rows joined; every one-row demo image keeps its right reading.
+    # The exported fp32 and int8 models read the crops the same way as torch.
     for path in (ROOT / "imgs").glob("*.jpg"):
         (tmp_path / path.name).write_bytes(path.read_bytes())
     out = tmp_path / "out"
