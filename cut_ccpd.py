@@ -24,7 +24,7 @@ def parse_opt(argv=None):
                    "--split_file)")
     p.add_argument("--savepath", required=True, help="folder for the crops, manifest.tsv and skipped.tsv")
     p.add_argument("--size", type=size_arg, default=(94, 24), help="crop size WIDTHxHEIGHT (default 94x24)")
-    p.add_argument("--workers", type=int, default=0, help="processes (0: every core)")
+    p.add_argument("--workers", type=int, default=0, help="processes (0: every core this process may run on)")
     p.add_argument("--split_file", default="", help="a CCPD split list (paths relative to --ccpdpath) "
                    "instead of walking the folder")
     p.add_argument("--warp", type=str2bool, nargs="?", const=True, default=False,

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .ccpd_tables import indices_to_plate
 from .charset import LabelError, check_plate
+from .cpu import usable_cores
 from .image import ImageError, list_images, read_image, write_image, write_lines
 from .pool import clean_process_pool
 from .preprocess import INPUT_H, INPUT_W, resize_plate
@@ -369,7 +370,7 @@ def cut_ccpd(ccpdpath, savepath, size=(INPUT_W, INPUT_H), workers=0, split_file=
              progress=True, log=tqdm.write):
     """Crop every CCPD photo under `ccpdpath` (or listed in `split_file`) into `savepath`; returns a Summary."""
     start, summary = time.perf_counter(), Summary()
-    size, workers = tuple(size), workers or os.cpu_count() or 1
+    size, workers = tuple(size), workers or usable_cores()
     if not split_file:  # a split file names its photos: the save folder may hold the CCPD root
         check_folders(ccpdpath, savepath)
     savepath = os.path.realpath(savepath)  # worker processes may not share this one's working folder

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from lprnet import ccpd as ccpd_module
 from lprnet.ccpd import (
     MANIFEST,
     SKIPPED,
@@ -458,3 +459,20 @@ def test_overwrite_with_new_settings_removes_the_old_crop_it_cannot_redo(tmp_pat
 def test_missing_ccpd_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         cut(tmp_path / "nowhere", tmp_path / "out")
+
+
+def test_workers_0_means_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    """Under taskset or docker --cpuset-cpus, os.cpu_count() still counts every core of the machine."""
+    for plate in ("皖A12345", "皖B12345", "皖C12345"):
+        make_photo(tmp_path / "in", plate, (100, 500, 250, 550))
+    used = []
+
+    def run_jobs(jobs, workers):
+        used.append(workers)
+        yield from ()
+
+    monkeypatch.setattr(ccpd_module, "usable_cores", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(ccpd_module, "run_jobs", run_jobs)
+    cut(tmp_path / "in", tmp_path / "out", workers=0)
+    assert used == [2]
