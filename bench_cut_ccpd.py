@@ -16,13 +16,14 @@ import time
 from lprnet.ccpd import CcpdNameError, cut_ccpd, parse_ccpd_name, run_jobs
 from lprnet.charset import LabelError
 from lprnet.cli import comma_list, size_arg, str2bool
+from lprnet.cpu import usable_cores
 from lprnet.image import list_images
 
 
 def parse_opt(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ccpdpath", required=True, help="folder of CCPD photos")
-    p.add_argument("--workers", default=f"1,{os.cpu_count()}", help="worker counts to time, comma-separated")
+    p.add_argument("--workers", default=f"1,{usable_cores()}", help="worker counts to time, comma-separated")
     p.add_argument("--size", type=size_arg, default=(94, 24), help="crop size WIDTHxHEIGHT")
     p.add_argument("--warp", type=str2bool, nargs="?", const=True, default=False, help="time the --warp crop")
     return p.parse_args(argv)

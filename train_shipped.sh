@@ -4,7 +4,8 @@
 # Real plates: plates/train (tight CCPD boxes) and plates_context/train (same plates with surroundings,
 # framed like a detector would); generated plates: all 31 provinces, blue/green/yellow, with surroundings, and
 # two-row yellow plates in stage 11. train.py's --amp auto trains in bf16 on CPUs with AVX512-BF16 or AMX and in
-# fp32 elsewhere, so weights match the shipped ones bit for bit only on the kind of CPU each stage ran on (README).
+# fp32 elsewhere, so weights can match the shipped ones bit for bit only on the kind of CPU each stage ran on, and
+# stages 1-9 and the final mean not even there (README, 发布的模型是怎么训练的: 复现).
 set -euo pipefail
 cd "$(dirname "$0")"
 DATA=${1:-../shared/data}
@@ -37,7 +38,8 @@ synth11 d 141 blue=3,green=6,yellow=2 blue=2,green=6,yellow=2
 
 # stage N FIRST_EPOCH LAST_EPOCH PEAK_LR GENERATED_FOLDERS [TRAIN.PY OPTIONS]: one-cycle training on the real
 # plates and the given generated folders (under $OUT) into $OUT/weightsN, fine-tuning stage N-1's last epoch
-# (stage 1 starts from scratch); the options come last, so they override the defaults here (e.g. the seed N-1)
+# (stage 1 starts from scratch); the options come last, so they override the defaults here (e.g. the seed N-1, or
+# stage 11's --save_folder weights11_SEED: its eight runs all start from stage 10)
 stage() {
     local n=$1 first=$2 last=$3 lr=$4 synth="" previous=() folder
     for folder in ${5//,/ }; do synth="$synth,$OUT/$folder"; done

@@ -112,9 +112,10 @@ def overrulable(one_row):
 
 
 def overrules(joined, one_row):
-    """--two_rows auto: a joined reading replaces a one-row one that is no plate, or a plate read at least
-    TWO_ROW_OVERRULE less confidently."""
-    return is_plate(joined[0]) and (not is_plate(one_row[0]) or joined[1] >= one_row[1] + TWO_ROW_OVERRULE)
+    """--two_rows auto: a joined reading replaces a one-row one that is no plate, or another plate read at least
+    TWO_ROW_OVERRULE less confidently (the same plate stays a one-row reading)."""
+    return is_plate(joined[0]) and (not is_plate(one_row[0]) or
+                                    (joined[0] != one_row[0] and joined[1] >= one_row[1] + TWO_ROW_OVERRULE))
 
 
 def best_two_row_reading(readings):

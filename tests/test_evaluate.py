@@ -109,3 +109,4 @@ def test_a_joined_reading_overrules_a_valid_one_row_reading_only_0_3_more_confid
     assert overrules(("皖A12345", 0.99), ("苏B12345", 0.69)) and not overrules(("皖A12345", 0.98), ("苏B12345", 0.69))
     assert overrules(("皖A12345", 0.01), ("苏B1", 0.99))  # no plate: any valid joined reading
     assert not overrules(("皖A1", 0.99), ("苏B1", 0.01))  # a joined reading that is no plate never
+    assert not overrules(("皖A12345", 0.99), ("皖A12345", 0.5))  # nor the same plate: it stays a one-row reading

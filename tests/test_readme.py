@@ -15,6 +15,10 @@ DOCS = ["README.md", "docs/experiments.md", "data/README.md", "train_shipped.sh"
 COMMAND = re.compile(r"python ([\w/]+\.py)((?:[^`|&;#\n]|&(?!&))*)")
 
 
+# train_shipped.sh's `stage N FIRST LAST LR FOLDERS [TRAIN.PY OPTIONS]` lines run train.py through a shell function
+STAGE = re.compile(r"^\s*stage (\S+) (\S+) (\S+) (\S+) (\S+)((?:[^#\n])*)", re.M)
+
+
 def documented_commands():
     found = []
     for doc in DOCS:
@@ -22,6 +26,8 @@ def documented_commands():
         for script, args in COMMAND.findall(text):
             if (ROOT / script).is_file() and '"$@"' not in args:  # not a shell function's template
                 found.append((doc, script, args.strip()))
+        for _, first, last, lr, _, options in STAGE.findall(text):
+            found.append((doc, "train.py", f"--resume_epoch {first} --max_epoch {last} --lr {lr} {options.strip()}"))
     return found
 
 
