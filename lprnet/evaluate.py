@@ -159,7 +159,8 @@ def reread_two_row_plates(engine, crops, readings, batch_size, plate_rules=False
         for k, i in enumerate(retry):
             own = [readings[i]] if joined else []  # the joined crop as it is, read already
             best = best_two_row_reading(own + again[k * len(trims):(k + 1) * len(trims)])
-            if best != readings[i] and (is_plate(best[0]) if joined else overrules(best, readings[i])):
+            better = (is_plate(best[0]) and best != readings[i]) if joined else overrules(best, readings[i])
+            if better:
                 readings[i] = best
                 changed.append(i)
     return changed
