@@ -114,4 +114,3 @@ def configure_cpu(threads=0):
     torch.set_flush_denormal(True)
     keep_freed_memory()
     torch.set_num_threads(threads or usable_cores())
-
